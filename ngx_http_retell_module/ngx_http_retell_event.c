@@ -1,0 +1,953 @@
+
+/*
+ * Streaming yajl parser for Retell webhook bodies.
+ *
+ * The body is walked once with yajl's callbacks; a small stack of frames
+ * says which object the parser is in.  Known fields are type-checked and
+ * copied; objects stored as JSON are re-generated compactly with yajl_gen;
+ * unknown fields are skipped whatever their shape, within the depth bound.
+ */
+
+
+#include "ngx_http_retell_event.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <stdarg.h>
+#include <yajl/yajl_parse.h>
+#include <yajl/yajl_gen.h>
+
+
+typedef enum {
+    NGX_HTTP_RETELL_FIELD_STRING = 0,
+    NGX_HTTP_RETELL_FIELD_INTEGER,
+    NGX_HTTP_RETELL_FIELD_BOOLEAN,
+    NGX_HTTP_RETELL_FIELD_OBJECT_JSON,  /* an object kept as JSON text */
+    NGX_HTTP_RETELL_FIELD_ANY_JSON,     /* any value kept as JSON text */
+    NGX_HTTP_RETELL_FIELD_CALL,         /* descends into "call" */
+    NGX_HTTP_RETELL_FIELD_ANALYSIS      /* descends into "call_analysis" */
+} ngx_http_retell_field_type_e;
+
+
+typedef enum {
+    NGX_HTTP_RETELL_FRAME_TOP = 0,
+    NGX_HTTP_RETELL_FRAME_CALL,
+    NGX_HTTP_RETELL_FRAME_ANALYSIS,
+    NGX_HTTP_RETELL_FRAME_OTHER         /* skipped or captured container */
+} ngx_http_retell_frame_e;
+
+
+/* keys inside captured maps that the ticket rules read */
+typedef enum {
+    NGX_HTTP_RETELL_WATCH_NONE = 0,
+    NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA,     /* custom_analysis_data */
+    NGX_HTTP_RETELL_WATCH_COLLECTED          /* collected_dynamic_variables */
+} ngx_http_retell_watch_e;
+
+
+typedef struct {
+    const char                    *name;
+    ngx_http_retell_field_type_e   type;
+    size_t                         offset;
+    size_t                         max_len;
+    ngx_http_retell_watch_e        watch;
+} ngx_http_retell_field_t;
+
+
+typedef struct {
+    ngx_http_retell_frame_e        frame;
+    const ngx_http_retell_field_t *field;    /* of the current key */
+    unsigned                       is_map:1;
+} ngx_http_retell_level_t;
+
+
+typedef struct {
+    ngx_http_retell_event_t       *ev;
+    ngx_http_retell_alloc_pt       alloc;
+    void                          *pool;
+
+    ngx_http_retell_level_t        stack[NGX_HTTP_RETELL_MAX_DEPTH];
+    unsigned                       depth;
+
+    /* capture of one field as JSON text */
+    yajl_gen                       gen;
+    const ngx_http_retell_field_t *capture;
+    unsigned                       capture_depth;   /* stack depth at start */
+    ngx_http_retell_watch_e        watch;
+    int                            watch_key;        /* see below */
+
+    unsigned                       have_call:1;
+    unsigned                       nomem:1;
+
+    /* action_required from each source, as found */
+    int                            analysis_action;
+    int                            collected_action;
+    unsigned                       analysis_action_invalid:1;
+    unsigned                       collected_action_invalid:1;
+
+    char                          *err;
+    size_t                         err_len;
+} ngx_http_retell_parser_t;
+
+
+#define NGX_HTTP_RETELL_KEY_OTHER            0
+#define NGX_HTTP_RETELL_KEY_ACTION_REQUIRED  1
+#define NGX_HTTP_RETELL_KEY_QUALIFIED        2
+
+
+typedef enum {
+    NGX_HTTP_RETELL_VALUE_NULL = 0,
+    NGX_HTTP_RETELL_VALUE_BOOLEAN,
+    NGX_HTTP_RETELL_VALUE_NUMBER,
+    NGX_HTTP_RETELL_VALUE_STRING,
+    NGX_HTTP_RETELL_VALUE_MAP,
+    NGX_HTTP_RETELL_VALUE_ARRAY
+} ngx_http_retell_value_e;
+
+
+#define ev_field(name)  offsetof(ngx_http_retell_event_t, name)
+
+
+static const ngx_http_retell_field_t  ngx_http_retell_top_fields[] = {
+    { "event", NGX_HTTP_RETELL_FIELD_STRING, ev_field(event),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "call", NGX_HTTP_RETELL_FIELD_CALL, 0, 0, 0 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+static const ngx_http_retell_field_t  ngx_http_retell_call_fields[] = {
+    { "call_id", NGX_HTTP_RETELL_FIELD_STRING, ev_field(call_id),
+      NGX_HTTP_RETELL_CALL_ID_MAX_LEN, 0 },
+    { "agent_id", NGX_HTTP_RETELL_FIELD_STRING, ev_field(agent_id),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "call_type", NGX_HTTP_RETELL_FIELD_STRING, ev_field(call_type),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "direction", NGX_HTTP_RETELL_FIELD_STRING, ev_field(direction),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "from_number", NGX_HTTP_RETELL_FIELD_STRING, ev_field(from_number),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "to_number", NGX_HTTP_RETELL_FIELD_STRING, ev_field(to_number),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "call_status", NGX_HTTP_RETELL_FIELD_STRING, ev_field(call_status),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "disconnection_reason", NGX_HTTP_RETELL_FIELD_STRING,
+      ev_field(disconnection_reason), NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "transcript", NGX_HTTP_RETELL_FIELD_STRING, ev_field(transcript),
+      (size_t) -1, 0 },
+    { "recording_url", NGX_HTTP_RETELL_FIELD_STRING, ev_field(recording_url),
+      NGX_HTTP_RETELL_URL_MAX_LEN, 0 },
+    { "transfer_destination", NGX_HTTP_RETELL_FIELD_STRING,
+      ev_field(transfer_destination), NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "start_timestamp", NGX_HTTP_RETELL_FIELD_INTEGER,
+      ev_field(start_timestamp), 0, 0 },
+    { "end_timestamp", NGX_HTTP_RETELL_FIELD_INTEGER,
+      ev_field(end_timestamp), 0, 0 },
+    { "duration_ms", NGX_HTTP_RETELL_FIELD_INTEGER, ev_field(duration_ms),
+      0, 0 },
+    { "metadata", NGX_HTTP_RETELL_FIELD_ANY_JSON, ev_field(metadata), 0, 0 },
+    { "retell_llm_dynamic_variables", NGX_HTTP_RETELL_FIELD_OBJECT_JSON,
+      ev_field(retell_llm_dynamic_variables), 0, 0 },
+    { "collected_dynamic_variables", NGX_HTTP_RETELL_FIELD_OBJECT_JSON,
+      ev_field(collected_dynamic_variables), 0,
+      NGX_HTTP_RETELL_WATCH_COLLECTED },
+    { "call_analysis", NGX_HTTP_RETELL_FIELD_ANALYSIS, 0, 0, 0 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+static const ngx_http_retell_field_t  ngx_http_retell_analysis_fields[] = {
+    { "call_summary", NGX_HTTP_RETELL_FIELD_STRING, ev_field(call_summary),
+      (size_t) -1, 0 },
+    { "user_sentiment", NGX_HTTP_RETELL_FIELD_STRING,
+      ev_field(user_sentiment), NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "call_successful", NGX_HTTP_RETELL_FIELD_BOOLEAN,
+      ev_field(call_successful), 0, 0 },
+    { "in_voicemail", NGX_HTTP_RETELL_FIELD_BOOLEAN, ev_field(in_voicemail),
+      0, 0 },
+    { "custom_analysis_data", NGX_HTTP_RETELL_FIELD_OBJECT_JSON,
+      ev_field(custom_analysis_data), 0,
+      NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+static int ngx_http_retell_fail(ngx_http_retell_parser_t *p,
+    const char *fmt, ...);
+static const char *ngx_http_retell_path(ngx_http_retell_parser_t *p);
+static int ngx_http_retell_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len);
+static int ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
+    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type,
+    const u_char *data, size_t len);
+static int ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,
+    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type);
+static int ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len);
+static int ngx_http_retell_capture_finish(ngx_http_retell_parser_t *p);
+static void ngx_http_retell_watch_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len);
+static int ngx_http_retell_push(ngx_http_retell_parser_t *p,
+    ngx_http_retell_frame_e frame, unsigned is_map);
+static u_char *ngx_http_retell_copy(ngx_http_retell_parser_t *p,
+    const u_char *data, size_t len);
+
+static int ngx_http_retell_on_null(void *ctx);
+static int ngx_http_retell_on_boolean(void *ctx, int value);
+static int ngx_http_retell_on_number(void *ctx, const char *s, size_t len);
+static int ngx_http_retell_on_string(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_http_retell_on_start_map(void *ctx);
+static int ngx_http_retell_on_map_key(void *ctx, const unsigned char *key,
+    size_t len);
+static int ngx_http_retell_on_end_map(void *ctx);
+static int ngx_http_retell_on_start_array(void *ctx);
+static int ngx_http_retell_on_end_array(void *ctx);
+
+
+static const yajl_callbacks  ngx_http_retell_callbacks = {
+    ngx_http_retell_on_null,
+    ngx_http_retell_on_boolean,
+    NULL,                               /* integers arrive as numbers */
+    NULL,
+    ngx_http_retell_on_number,
+    ngx_http_retell_on_string,
+    ngx_http_retell_on_start_map,
+    ngx_http_retell_on_map_key,
+    ngx_http_retell_on_end_map,
+    ngx_http_retell_on_start_array,
+    ngx_http_retell_on_end_array
+};
+
+
+int
+ngx_http_retell_event_parse(const u_char *json, size_t len,
+    ngx_http_retell_event_t *ev, ngx_http_retell_alloc_pt alloc, void *pool,
+    char *err, size_t err_len)
+{
+    yajl_handle                h;
+    yajl_status                status;
+    ngx_http_retell_parser_t   p;
+
+    memset(ev, 0, sizeof(ngx_http_retell_event_t));
+    ev->call_successful = NGX_HTTP_RETELL_ABSENT;
+    ev->in_voicemail = NGX_HTTP_RETELL_ABSENT;
+    ev->action_required = NGX_HTTP_RETELL_ABSENT;
+
+    memset(&p, 0, sizeof(ngx_http_retell_parser_t));
+    p.ev = ev;
+    p.alloc = alloc;
+    p.pool = pool;
+    p.err = err;
+    p.err_len = err_len;
+    p.analysis_action = NGX_HTTP_RETELL_ABSENT;
+    p.collected_action = NGX_HTTP_RETELL_ABSENT;
+
+    if (err_len) {
+        err[0] = '\0';
+    }
+
+    h = yajl_alloc(&ngx_http_retell_callbacks, NULL, &p);
+    if (h == NULL) {
+        return -2;
+    }
+
+    p.gen = yajl_gen_alloc(NULL);
+    if (p.gen == NULL) {
+        yajl_free(h);
+        return -2;
+    }
+
+    status = yajl_parse(h, json, len);
+
+    if (status == yajl_status_ok) {
+        status = yajl_complete_parse(h);
+    }
+
+    yajl_gen_free(p.gen);
+    yajl_free(h);
+
+    if (p.nomem) {
+        return -2;
+    }
+
+    if (status == yajl_status_client_canceled) {
+        return -1;
+    }
+
+    if (status != yajl_status_ok) {
+        /* yajl's own message may quote the body: keep it out of answers */
+        return ngx_http_retell_fail(&p, "body is not valid JSON");
+    }
+
+    if (ev->event.data == NULL) {
+        return ngx_http_retell_fail(&p, "\"event\" is missing");
+    }
+
+    if (!p.have_call) {
+        return ngx_http_retell_fail(&p, "\"call\" is missing");
+    }
+
+    if (ev->call_id.data == NULL || ev->call_id.len == 0) {
+        return ngx_http_retell_fail(&p, "\"call.call_id\" is missing or empty");
+    }
+
+    if (strcmp((char *) ev->event.data, "call_started") == 0) {
+        ev->type = NGX_HTTP_RETELL_EVENT_CALL_STARTED;
+
+    } else if (strcmp((char *) ev->event.data, "call_ended") == 0) {
+        ev->type = NGX_HTTP_RETELL_EVENT_CALL_ENDED;
+
+    } else if (strcmp((char *) ev->event.data, "call_analyzed") == 0) {
+        ev->type = NGX_HTTP_RETELL_EVENT_CALL_ANALYZED;
+
+    } else {
+        ev->type = NGX_HTTP_RETELL_EVENT_OTHER;
+    }
+
+    /*
+     * action_required: custom_analysis_data first, collected dynamic
+     * variables second; an unusable value in the first falls through
+     */
+
+    if (p.analysis_action != NGX_HTTP_RETELL_ABSENT) {
+        ev->action_required = p.analysis_action;
+
+    } else if (p.collected_action != NGX_HTTP_RETELL_ABSENT) {
+        ev->action_required = p.collected_action;
+
+    } else {
+        ev->action_required_invalid = p.analysis_action_invalid
+                                      || p.collected_action_invalid;
+    }
+
+    if (ev->disconnection_reason.data
+        && (strcmp((char *) ev->disconnection_reason.data, "call_transfer")
+            == 0
+            || strcmp((char *) ev->disconnection_reason.data,
+                      "transfer_bridged") == 0))
+    {
+        ev->transferred = 1;
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_retell_parse_boolean_text(const u_char *text, size_t len,
+    int *value)
+{
+    while (len && (*text == ' ' || *text == '\t' || *text == '\r'
+                   || *text == '\n'))
+    {
+        text++;
+        len--;
+    }
+
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'
+                   || text[len - 1] == '\r' || text[len - 1] == '\n'))
+    {
+        len--;
+    }
+
+    if (len == 4 && strncasecmp((const char *) text, "true", 4) == 0) {
+        *value = 1;
+        return 1;
+    }
+
+    if (len == 5 && strncasecmp((const char *) text, "false", 5) == 0) {
+        *value = 0;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
+{
+    va_list  args;
+
+    if (p->err_len && p->err[0] == '\0') {
+        va_start(args, fmt);
+        vsnprintf(p->err, p->err_len, fmt, args);
+        va_end(args);
+    }
+
+    return -1;
+}
+
+
+/* the dotted name of the current key, for error messages */
+
+static const char *
+ngx_http_retell_path(ngx_http_retell_parser_t *p)
+{
+    const ngx_http_retell_level_t  *level;
+
+    level = &p->stack[p->depth - 1];
+
+    switch (level->frame) {
+
+    case NGX_HTTP_RETELL_FRAME_CALL:
+        return "call.";
+
+    case NGX_HTTP_RETELL_FRAME_ANALYSIS:
+        return "call.call_analysis.";
+
+    default:
+        return "";
+    }
+}
+
+
+static int
+ngx_http_retell_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len)
+{
+    ngx_http_retell_level_t  *level;
+
+    if (type == NGX_HTTP_RETELL_VALUE_STRING
+        && memchr(data, '\0', len) != NULL)
+    {
+        /* PostgreSQL can store neither in text nor in jsonb */
+        ngx_http_retell_fail(p, "strings must not contain \\u0000");
+        return 0;
+    }
+
+    if (p->capture) {
+        return ngx_http_retell_capture_value(p, type, data, len);
+    }
+
+    if (p->depth == 0) {
+        if (type != NGX_HTTP_RETELL_VALUE_MAP) {
+            ngx_http_retell_fail(p, "body is not a JSON object");
+            return 0;
+        }
+
+        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_TOP, 1);
+    }
+
+    level = &p->stack[p->depth - 1];
+
+    if (level->frame == NGX_HTTP_RETELL_FRAME_OTHER || level->field == NULL) {
+
+        /* inside a skipped container, or an unknown key */
+
+        if (type == NGX_HTTP_RETELL_VALUE_MAP
+            || type == NGX_HTTP_RETELL_VALUE_ARRAY)
+        {
+            return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER,
+                                        type == NGX_HTTP_RETELL_VALUE_MAP);
+        }
+
+        return 1;
+    }
+
+    return ngx_http_retell_field_value(p, level->field, type, data, len);
+}
+
+
+static int
+ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
+    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type,
+    const u_char *data, size_t len)
+{
+    int64_t                 n;
+    size_t                  i;
+    const char             *path;
+    ngx_http_retell_str_t  *s;
+    ngx_http_retell_int_t  *integer;
+
+    path = ngx_http_retell_path(p);
+
+    if (type == NGX_HTTP_RETELL_VALUE_NULL) {
+        /* any field may be null: the same as missing */
+        return 1;
+    }
+
+    switch (f->type) {
+
+    case NGX_HTTP_RETELL_FIELD_STRING:
+        if (type != NGX_HTTP_RETELL_VALUE_STRING) {
+            ngx_http_retell_fail(p, "\"%s%s\" must be a string", path,
+                                 f->name);
+            return 0;
+        }
+
+        if (len > f->max_len) {
+            ngx_http_retell_fail(p, "\"%s%s\" is longer than %zu bytes",
+                                 path, f->name, f->max_len);
+            return 0;
+        }
+
+        s = (ngx_http_retell_str_t *) ((u_char *) p->ev + f->offset);
+
+        s->data = ngx_http_retell_copy(p, data, len);
+        if (s->data == NULL) {
+            return 0;
+        }
+
+        s->len = len;
+        return 1;
+
+    case NGX_HTTP_RETELL_FIELD_INTEGER:
+        if (type != NGX_HTTP_RETELL_VALUE_NUMBER) {
+            ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
+                                 f->name);
+            return 0;
+        }
+
+        n = 0;
+        i = (len && data[0] == '-') ? 1 : 0;
+
+        if (i == len || len - i > 18) {
+            ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
+                                 f->name);
+            return 0;
+        }
+
+        for ( /* void */ ; i < len; i++) {
+            if (data[i] < '0' || data[i] > '9') {
+                ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
+                                     f->name);
+                return 0;
+            }
+
+            n = n * 10 + (data[i] - '0');
+        }
+
+        integer = (ngx_http_retell_int_t *) ((u_char *) p->ev + f->offset);
+        integer->value = data[0] == '-' ? -n : n;
+        integer->set = 1;
+        return 1;
+
+    case NGX_HTTP_RETELL_FIELD_BOOLEAN:
+        if (type != NGX_HTTP_RETELL_VALUE_BOOLEAN) {
+            ngx_http_retell_fail(p, "\"%s%s\" must be a boolean", path,
+                                 f->name);
+            return 0;
+        }
+
+        *(int *) ((u_char *) p->ev + f->offset) = (data != NULL);
+        return 1;
+
+    case NGX_HTTP_RETELL_FIELD_OBJECT_JSON:
+        if (type != NGX_HTTP_RETELL_VALUE_MAP) {
+            ngx_http_retell_fail(p, "\"%s%s\" must be an object", path,
+                                 f->name);
+            return 0;
+        }
+
+        return ngx_http_retell_capture_start(p, f, type);
+
+    case NGX_HTTP_RETELL_FIELD_ANY_JSON:
+        if (!ngx_http_retell_capture_start(p, f, type)) {
+            return 0;
+        }
+
+        if (type == NGX_HTTP_RETELL_VALUE_MAP
+            || type == NGX_HTTP_RETELL_VALUE_ARRAY)
+        {
+            return 1;
+        }
+
+        /* a scalar is captured whole at once */
+        return ngx_http_retell_capture_value(p, type, data, len);
+
+    case NGX_HTTP_RETELL_FIELD_CALL:
+        if (type != NGX_HTTP_RETELL_VALUE_MAP) {
+            ngx_http_retell_fail(p, "\"call\" must be an object");
+            return 0;
+        }
+
+        p->have_call = 1;
+        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_CALL, 1);
+
+    case NGX_HTTP_RETELL_FIELD_ANALYSIS:
+        if (type != NGX_HTTP_RETELL_VALUE_MAP) {
+            ngx_http_retell_fail(p, "\"call.call_analysis\" must be an object");
+            return 0;
+        }
+
+        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_ANALYSIS, 1);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,
+    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type)
+{
+    yajl_gen_clear(p->gen);
+    yajl_gen_reset(p->gen, NULL);
+
+    p->capture = f;
+    p->capture_depth = p->depth;
+    p->watch = f->watch;
+    p->watch_key = NGX_HTTP_RETELL_KEY_OTHER;
+
+    if (type == NGX_HTTP_RETELL_VALUE_MAP
+        || type == NGX_HTTP_RETELL_VALUE_ARRAY)
+    {
+        return ngx_http_retell_capture_value(p, type, NULL, 0);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len)
+{
+    yajl_gen_status  rc;
+
+    if (p->watch && p->depth == p->capture_depth + 1
+        && p->stack[p->depth - 1].is_map)
+    {
+        ngx_http_retell_watch_value(p, type, data, len);
+    }
+
+    switch (type) {
+
+    case NGX_HTTP_RETELL_VALUE_NULL:
+        rc = yajl_gen_null(p->gen);
+        break;
+
+    case NGX_HTTP_RETELL_VALUE_BOOLEAN:
+        rc = yajl_gen_bool(p->gen, data != NULL);
+        break;
+
+    case NGX_HTTP_RETELL_VALUE_NUMBER:
+        rc = yajl_gen_number(p->gen, (const char *) data, len);
+        break;
+
+    case NGX_HTTP_RETELL_VALUE_STRING:
+        rc = yajl_gen_string(p->gen, data, len);
+        break;
+
+    case NGX_HTTP_RETELL_VALUE_MAP:
+        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 1)) {
+            return 0;
+        }
+
+        rc = yajl_gen_map_open(p->gen);
+        break;
+
+    default: /* NGX_HTTP_RETELL_VALUE_ARRAY */
+        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 0)) {
+            return 0;
+        }
+
+        rc = yajl_gen_array_open(p->gen);
+        break;
+    }
+
+    if (rc != yajl_gen_status_ok) {
+        ngx_http_retell_fail(p, "body is not valid JSON");
+        return 0;
+    }
+
+    if (p->depth == p->capture_depth) {
+        /* a scalar value was the whole capture */
+        return ngx_http_retell_capture_finish(p);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_retell_capture_finish(ngx_http_retell_parser_t *p)
+{
+    size_t                  len;
+    const unsigned char    *buf;
+    ngx_http_retell_str_t  *s;
+
+    if (yajl_gen_get_buf(p->gen, &buf, &len) != yajl_gen_status_ok) {
+        ngx_http_retell_fail(p, "body is not valid JSON");
+        return 0;
+    }
+
+    s = (ngx_http_retell_str_t *) ((u_char *) p->ev + p->capture->offset);
+
+    s->data = ngx_http_retell_copy(p, buf, len);
+    if (s->data == NULL) {
+        return 0;
+    }
+
+    s->len = len;
+
+    p->capture = NULL;
+    p->watch = NGX_HTTP_RETELL_WATCH_NONE;
+
+    return 1;
+}
+
+
+/*
+ * Values directly inside custom_analysis_data or
+ * collected_dynamic_variables that the ticket rules read.
+ */
+
+static void
+ngx_http_retell_watch_value(ngx_http_retell_parser_t *p,
+    ngx_http_retell_value_e type, const u_char *data, size_t len)
+{
+    int   value, usable;
+
+    if (p->watch_key == NGX_HTTP_RETELL_KEY_OTHER) {
+        return;
+    }
+
+    usable = 0;
+
+    if (type == NGX_HTTP_RETELL_VALUE_BOOLEAN) {
+        value = (data != NULL);
+        usable = 1;
+
+    } else if (type == NGX_HTTP_RETELL_VALUE_STRING) {
+        usable = ngx_http_retell_parse_boolean_text(data, len, &value);
+
+    } else {
+        value = 0;
+    }
+
+    if (p->watch_key == NGX_HTTP_RETELL_KEY_QUALIFIED) {
+        if (usable && value) {
+            p->ev->qualified = 1;
+        }
+
+        return;
+    }
+
+    /* action_required */
+
+    if (p->watch == NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA) {
+        if (usable) {
+            p->analysis_action = value;
+            p->analysis_action_invalid = 0;
+
+        } else {
+            p->analysis_action = NGX_HTTP_RETELL_ABSENT;
+            p->analysis_action_invalid = 1;
+        }
+
+    } else {
+        if (usable) {
+            p->collected_action = value;
+            p->collected_action_invalid = 0;
+
+        } else {
+            p->collected_action = NGX_HTTP_RETELL_ABSENT;
+            p->collected_action_invalid = 1;
+        }
+    }
+}
+
+
+static int
+ngx_http_retell_push(ngx_http_retell_parser_t *p,
+    ngx_http_retell_frame_e frame, unsigned is_map)
+{
+    ngx_http_retell_level_t  *level;
+
+    if (p->depth == NGX_HTTP_RETELL_MAX_DEPTH) {
+        ngx_http_retell_fail(p, "JSON nested deeper than %d levels",
+                             NGX_HTTP_RETELL_MAX_DEPTH);
+        return 0;
+    }
+
+    level = &p->stack[p->depth++];
+    level->frame = frame;
+    level->field = NULL;
+    level->is_map = is_map;
+
+    return 1;
+}
+
+
+static u_char *
+ngx_http_retell_copy(ngx_http_retell_parser_t *p, const u_char *data,
+    size_t len)
+{
+    u_char  *dst;
+
+    dst = p->alloc(p->pool, len + 1);
+    if (dst == NULL) {
+        p->nomem = 1;
+        return NULL;
+    }
+
+    memcpy(dst, data, len);
+    dst[len] = '\0';
+
+    return dst;
+}
+
+
+static int
+ngx_http_retell_on_null(void *ctx)
+{
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_NULL, NULL, 0);
+}
+
+
+static int
+ngx_http_retell_on_boolean(void *ctx, int value)
+{
+    /* a non-NULL data pointer stands for true */
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_BOOLEAN,
+                                 value ? (const u_char *) "" : NULL, 0);
+}
+
+
+static int
+ngx_http_retell_on_number(void *ctx, const char *s, size_t len)
+{
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_NUMBER,
+                                 (const u_char *) s, len);
+}
+
+
+static int
+ngx_http_retell_on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_STRING, s, len);
+}
+
+
+static int
+ngx_http_retell_on_start_map(void *ctx)
+{
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_MAP, NULL, 0);
+}
+
+
+static int
+ngx_http_retell_on_start_array(void *ctx)
+{
+    return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_ARRAY, NULL, 0);
+}
+
+
+static int
+ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    ngx_http_retell_parser_t       *p = ctx;
+
+    ngx_http_retell_level_t        *level;
+    const ngx_http_retell_field_t  *f;
+
+    if (memchr(key, '\0', len) != NULL) {
+        ngx_http_retell_fail(p, "strings must not contain \\u0000");
+        return 0;
+    }
+
+    level = &p->stack[p->depth - 1];
+
+    if (p->capture) {
+        if (p->watch && p->depth == p->capture_depth + 1) {
+            if (len == sizeof("action_required") - 1
+                && memcmp(key, "action_required", len) == 0)
+            {
+                p->watch_key = NGX_HTTP_RETELL_KEY_ACTION_REQUIRED;
+
+            } else if (p->watch == NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA
+                       && ((len == sizeof("qualified") - 1
+                            && memcmp(key, "qualified", len) == 0)
+                           || (len == sizeof("lead_qualified") - 1
+                               && memcmp(key, "lead_qualified", len) == 0)))
+            {
+                p->watch_key = NGX_HTTP_RETELL_KEY_QUALIFIED;
+
+            } else {
+                p->watch_key = NGX_HTTP_RETELL_KEY_OTHER;
+            }
+        }
+
+        if (yajl_gen_string(p->gen, key, len) != yajl_gen_status_ok) {
+            ngx_http_retell_fail(p, "body is not valid JSON");
+            return 0;
+        }
+
+        return 1;
+    }
+
+    switch (level->frame) {
+
+    case NGX_HTTP_RETELL_FRAME_TOP:
+        f = ngx_http_retell_top_fields;
+        break;
+
+    case NGX_HTTP_RETELL_FRAME_CALL:
+        f = ngx_http_retell_call_fields;
+        break;
+
+    case NGX_HTTP_RETELL_FRAME_ANALYSIS:
+        f = ngx_http_retell_analysis_fields;
+        break;
+
+    default:
+        return 1;
+    }
+
+    for ( /* void */ ; f->name; f++) {
+        if (strlen(f->name) == len && memcmp(f->name, key, len) == 0) {
+            break;
+        }
+    }
+
+    level->field = f->name ? f : NULL;
+
+    return 1;
+}
+
+
+static int
+ngx_http_retell_on_end_map(void *ctx)
+{
+    ngx_http_retell_parser_t  *p = ctx;
+
+    p->depth--;
+
+    if (p->capture) {
+        if (yajl_gen_map_close(p->gen) != yajl_gen_status_ok) {
+            ngx_http_retell_fail(p, "body is not valid JSON");
+            return 0;
+        }
+
+        if (p->depth == p->capture_depth) {
+            return ngx_http_retell_capture_finish(p);
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_retell_on_end_array(void *ctx)
+{
+    ngx_http_retell_parser_t  *p = ctx;
+
+    p->depth--;
+
+    if (p->capture) {
+        if (yajl_gen_array_close(p->gen) != yajl_gen_status_ok) {
+            ngx_http_retell_fail(p, "body is not valid JSON");
+            return 0;
+        }
+
+        if (p->depth == p->capture_depth) {
+            return ngx_http_retell_capture_finish(p);
+        }
+    }
+
+    return 1;
+}

@@ -1,0 +1,412 @@
+
+/*
+ * The webhook request path, in the order of SPEC section 3: method, body,
+ * signature, JSON, event type, then the store.
+ */
+
+
+#include "ngx_http_retell_module.h"
+
+
+#define NGX_HTTP_RETELL_ERROR_MAX_LEN  160
+
+
+static void ngx_http_retell_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_retell_process(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
+static ngx_int_t ngx_http_retell_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static const char *ngx_http_retell_verify(ngx_http_request_t *r,
+    ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *body);
+static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+static void *ngx_http_retell_palloc(void *pool, size_t size);
+static ngx_int_t ngx_http_retell_send_parsed(ngx_http_request_t *r,
+    ngx_http_retell_event_t *ev);
+
+
+static ngx_str_t  ngx_http_retell_signature_header =
+    ngx_string("X-Retell-Signature");
+
+
+ngx_int_t
+ngx_http_retell_handler(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_table_elt_t        *allow;
+    ngx_http_retell_ctx_t  *ctx;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "POST");
+
+        return ngx_http_retell_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "method_not_allowed",
+                                          "only POST is accepted");
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_retell_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_retell_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_retell_module);
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_retell_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_retell_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_http_retell_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_retell_module);
+
+    rc = ngx_http_retell_process(r, ctx);
+
+    if (rc == NGX_DONE) {
+        /* the store finalizes the request when the database answers */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
+{
+    int                          rc;
+    char                         err[NGX_HTTP_RETELL_ERROR_MAX_LEN];
+    const char                  *reason;
+    ngx_http_retell_event_t     *ev;
+    ngx_http_retell_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
+
+    if (ngx_http_retell_read_body(r, &ctx->body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    reason = ngx_http_retell_verify(r, rlcf, &ctx->body);
+
+    if (reason) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "retell webhook rejected from %V: %s",
+                      &r->connection->addr_text, reason);
+
+        return ngx_http_retell_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                          "invalid_signature", reason);
+    }
+
+    ev = &ctx->event;
+
+    rc = ngx_http_retell_event_parse(ctx->body.data, ctx->body.len, ev,
+                                     ngx_http_retell_palloc, r->pool,
+                                     err, sizeof(err));
+
+    if (rc == -2) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "retell webhook rejected: %s", err);
+
+        return ngx_http_retell_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_payload", err);
+    }
+
+    if (ev->action_required_invalid) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "retell call \"%s\": action_required is neither "
+                      "true nor false, treated as absent",
+                      ev->call_id.data);
+    }
+
+    if (ev->type == NGX_HTTP_RETELL_EVENT_OTHER) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "retell call \"%s\": event \"%s\" not applied",
+                       ev->call_id.data, ev->event.data);
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+
+        return ngx_http_send_header(r);
+    }
+
+    return ngx_http_retell_send_parsed(r, ev);
+}
+
+
+/*
+ * The body as one NUL-terminated string, whether nginx kept it in memory
+ * or spooled it to a temp file: the signature covers the exact bytes.
+ */
+
+static ngx_int_t
+ngx_http_retell_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        ngx_str_set(body, "");
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        size = (size_t) (b->file_last - b->file_pos);
+
+        n = ngx_read_file(b->file, p, size, b->file_pos);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if ((size_t) n != size) {
+            ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                          ngx_read_file_n " \"%V\" returned only %z bytes "
+                          "instead of %uz", &b->file->name, n, size);
+            return NGX_ERROR;
+        }
+
+        p += n;
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/* NULL when a key signed the body, else why not */
+
+static const char *
+ngx_http_retell_verify(ngx_http_request_t *r,
+    ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *body)
+{
+    uint64_t                      now;
+    ngx_str_t                    *secret;
+    ngx_uint_t                    i;
+    ngx_time_t                   *tp;
+    ngx_table_elt_t              *h;
+    ngx_http_retell_signature_t   sig;
+
+    h = ngx_http_retell_find_header(r, &ngx_http_retell_signature_header);
+
+    if (h == NULL) {
+        return "missing X-Retell-Signature header";
+    }
+
+    if (ngx_http_retell_signature_parse(h->value.data, h->value.len, &sig)
+        != 0)
+    {
+        return "malformed X-Retell-Signature header";
+    }
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    if (!ngx_http_retell_signature_fresh(&sig, now,
+                                         rlcf->signature_tolerance))
+    {
+        return "signature timestamp outside the tolerance";
+    }
+
+    secret = rlcf->secrets->elts;
+
+    for (i = 0; i < rlcf->secrets->nelts; i++) {
+        if (ngx_http_retell_signature_verify(&sig, secret[i].data,
+                                             secret[i].len, body->data,
+                                             body->len))
+        {
+            return NULL;
+        }
+    }
+
+    return "signature does not match";
+}
+
+
+static ngx_table_elt_t *
+ngx_http_retell_find_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+static void *
+ngx_http_retell_palloc(void *pool, size_t size)
+{
+    return ngx_pnalloc(pool, size);
+}
+
+
+/* the answer while no store is configured: what was understood */
+
+static ngx_int_t
+ngx_http_retell_send_parsed(ngx_http_request_t *r, ngx_http_retell_event_t *ev)
+{
+    u_char  *json, *p;
+    size_t   len;
+
+    len = sizeof("{\"event\":\"\",\"call_id\":\"\"}") - 1
+          + ev->event.len + ngx_escape_json(NULL, ev->event.data,
+                                            ev->event.len)
+          + ev->call_id.len + ngx_escape_json(NULL, ev->call_id.data,
+                                              ev->call_id.len);
+
+    json = ngx_pnalloc(r->pool, len);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(json, "{\"event\":\"", sizeof("{\"event\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, ev->event.data, ev->event.len);
+    p = ngx_cpymem(p, "\",\"call_id\":\"", sizeof("\",\"call_id\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, ev->call_id.data, ev->call_id.len);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    return ngx_http_retell_send_json(r, NGX_HTTP_OK, json, p - json);
+}
+
+
+ngx_int_t
+ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *json, size_t len)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len + 1;    /* and a line end */
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_retell_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char  *json, *p;
+    size_t   code_len, message_len, len;
+
+    code_len = ngx_strlen(code);
+    message_len = ngx_strlen(message);
+
+    len = sizeof("{\"error\":\"\",\"message\":\"\"}") - 1 + code_len
+          + message_len + ngx_escape_json(NULL, (u_char *) message,
+                                          message_len);
+
+    json = ngx_pnalloc(r->pool, len);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(json, "{\"error\":\"%s\",\"message\":\"", code);
+    p = (u_char *) ngx_escape_json(p, (u_char *) message, message_len);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    return ngx_http_retell_send_json(r, status, json, p - json);
+}

@@ -1,0 +1,449 @@
+
+/*
+ * ngx_http_retell_module: directives and configuration.
+ */
+
+
+#include "ngx_http_retell_module.h"
+
+#include <libpq-fe.h>
+
+
+#define NGX_HTTP_RETELL_SECRET_MAX_LEN  4096
+
+
+static void *ngx_http_retell_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_retell_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+static char *ngx_http_retell_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_retell_webhook_secret(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_retell_webhook_secret_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
+    ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *secret);
+static char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+static ngx_conf_num_bounds_t  ngx_http_retell_pool_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_num_bounds_t  ngx_http_retell_company_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_MAX_INT_T_VALUE
+};
+
+static ngx_conf_num_bounds_t  ngx_http_retell_country_code_bounds = {
+    ngx_conf_check_num_bounds, 1, 999
+};
+
+
+static ngx_command_t  ngx_http_retell_commands[] = {
+
+    { ngx_string("retell_webhook"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_retell_webhook,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_webhook_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_retell_webhook_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_webhook_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_retell_webhook_secret_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_signature_tolerance"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, signature_tolerance),
+      NULL },
+
+    { ngx_string("retell_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_retell_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_postgres_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, pool_size),
+      &ngx_http_retell_pool_bounds },
+
+    { ngx_string("retell_postgres_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, postgres_timeout),
+      NULL },
+
+    { ngx_string("retell_company"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, company),
+      &ngx_http_retell_company_bounds },
+
+    { ngx_string("retell_default_country_code"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, default_country_code),
+      &ngx_http_retell_country_code_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_retell_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_retell_create_main_conf,      /* create main configuration */
+    ngx_http_retell_init_main_conf,        /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_retell_create_loc_conf,       /* create location configuration */
+    ngx_http_retell_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_retell_module = {
+    NGX_MODULE_V1,
+    &ngx_http_retell_module_ctx,           /* module context */
+    ngx_http_retell_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_retell_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    rmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_retell_main_conf_t));
+    if (rmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rmcf->postgres = { 0, NULL };
+     */
+
+    rmcf->pool_size = NGX_CONF_UNSET_UINT;
+
+    return rmcf;
+}
+
+
+static char *
+ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_retell_main_conf_t *rmcf = conf;
+
+    ngx_conf_init_uint_value(rmcf->pool_size, 8);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_retell_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_retell_loc_conf_t  *rlcf;
+
+    rlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_retell_loc_conf_t));
+    if (rlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rlcf->webhook = 0;
+     *     rlcf->secrets = NULL;
+     */
+
+    rlcf->signature_tolerance = NGX_CONF_UNSET_MSEC;
+    rlcf->postgres_timeout = NGX_CONF_UNSET_MSEC;
+    rlcf->company = NGX_CONF_UNSET;
+    rlcf->default_country_code = NGX_CONF_UNSET_UINT;
+
+    return rlcf;
+}
+
+
+static char *
+ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_retell_loc_conf_t *prev = parent;
+    ngx_http_retell_loc_conf_t *conf = child;
+
+    /* secrets given at this level replace inherited ones, as arrays do */
+
+    if (conf->secrets == NULL) {
+        conf->secrets = prev->secrets;
+    }
+
+    ngx_conf_merge_msec_value(conf->signature_tolerance,
+                              prev->signature_tolerance, 5 * 60 * 1000);
+
+    ngx_conf_merge_msec_value(conf->postgres_timeout,
+                              prev->postgres_timeout, 5000);
+
+    ngx_conf_merge_value(conf->company, prev->company, 0);
+
+    ngx_conf_merge_uint_value(conf->default_country_code,
+                              prev->default_country_code, 1);
+
+    if (conf->webhook && (conf->secrets == NULL || conf->secrets->nelts == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"retell_webhook\" requires "
+                           "\"retell_webhook_secret\" or "
+                           "\"retell_webhook_secret_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_retell_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_retell_loc_conf_t *rlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (rlcf->webhook) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "inbound") == 0) {
+        rlcf->webhook = NGX_HTTP_RETELL_INBOUND;
+
+    } else if (ngx_strcmp(value[1].data, "outbound") == 0) {
+        rlcf->webhook = NGX_HTTP_RETELL_OUTBOUND;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"inbound\" or \"outbound\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_retell_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_retell_webhook_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    return ngx_http_retell_add_secret(cf, conf, &value[1]);
+}
+
+
+static char *
+ngx_http_retell_webhook_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char             *rv;
+    u_char           *buf;
+    size_t            size;
+    ssize_t           n;
+    ngx_str_t        *value, secret;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = value[1];
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", file.name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_ERROR;
+    buf = NULL;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", file.name.data);
+        goto done;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size > NGX_HTTP_RETELL_SECRET_MAX_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%s\" is larger than %d bytes",
+                           file.name.data, NGX_HTTP_RETELL_SECRET_MAX_LEN);
+        goto done;
+    }
+
+    buf = ngx_pnalloc(cf->pool, size + 1);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (n == NGX_ERROR) {
+        goto done;
+    }
+
+    if ((size_t) n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           ngx_read_file_n " \"%s\" returned only %z bytes "
+                           "instead of %uz", file.name.data, n, size);
+        goto done;
+    }
+
+    /* editors and "echo" leave a trailing line end */
+
+    while (size && (buf[size - 1] == '\n' || buf[size - 1] == '\r'
+                    || buf[size - 1] == ' ' || buf[size - 1] == '\t'))
+    {
+        size--;
+    }
+
+    secret.data = buf;
+    secret.len = size;
+
+    if (secret.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%s\" is empty", file.name.data);
+        goto done;
+    }
+
+    rv = ngx_http_retell_add_secret(cf, conf, &secret);
+
+done:
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", file.name.data);
+    }
+
+    return rv;
+}
+
+
+static char *
+ngx_http_retell_add_secret(ngx_conf_t *cf, ngx_http_retell_loc_conf_t *rlcf,
+    ngx_str_t *secret)
+{
+    ngx_str_t  *s;
+
+    if (secret->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the Retell webhook secret must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rlcf->secrets == NULL) {
+        rlcf->secrets = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (rlcf->secrets == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    s = ngx_array_push(rlcf->secrets);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *s = *secret;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_retell_main_conf_t *rmcf = conf;
+
+    char               *err;
+    ngx_str_t          *value;
+    PQconninfoOption   *options;
+
+    if (rmcf->postgres.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* parse only: a bad string fails "nginx -t", nothing connects here */
+
+    err = NULL;
+    options = PQconninfoParse((char *) value[1].data, &err);
+
+    if (options == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" connection string: %s",
+                           &cmd->name, err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    PQconninfoFree(options);
+
+    rmcf->postgres = value[1];
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,58 @@
+
+/*
+ * ngx_http_retell_module: Retell AI call webhooks into customers, call
+ * records and tickets in PostgreSQL.  Types shared by the module's files.
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_MODULE_H_INCLUDED_
+#define _NGX_HTTP_RETELL_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_retell_signature.h"
+#include "ngx_http_retell_event.h"
+#include "ngx_http_retell_phone.h"
+#include "ngx_http_retell_policy.h"
+
+
+#define NGX_HTTP_RETELL_INBOUND    1
+#define NGX_HTTP_RETELL_OUTBOUND   2
+
+
+typedef struct {
+    ngx_str_t                   postgres;        /* libpq conninfo */
+    ngx_uint_t                  pool_size;
+} ngx_http_retell_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  webhook;         /* INBOUND, OUTBOUND or 0 */
+    ngx_array_t                *secrets;         /* of ngx_str_t */
+    ngx_msec_t                  signature_tolerance;
+    ngx_msec_t                  postgres_timeout;
+    ngx_int_t                   company;         /* 0 when none */
+    ngx_uint_t                  default_country_code;
+} ngx_http_retell_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   body;            /* raw, NUL-terminated */
+    ngx_http_retell_event_t     event;
+} ngx_http_retell_ctx_t;
+
+
+ngx_int_t ngx_http_retell_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *json, size_t len);
+ngx_int_t ngx_http_retell_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+
+
+extern ngx_module_t  ngx_http_retell_module;
+
+
+#endif /* _NGX_HTTP_RETELL_MODULE_H_INCLUDED_ */

@@ -1,0 +1,80 @@
+
+/*
+ * Ticket status and email reason from the facts of a call (SPEC section 5).
+ * The same facts give the same answer whatever order events arrived in.
+ */
+
+
+#include "ngx_http_retell_policy.h"
+
+
+ngx_http_retell_decision_t
+ngx_http_retell_policy(const ngx_http_retell_facts_t *facts)
+{
+    ngx_http_retell_decision_t  d;
+
+    /* rule 1, both directions: a transfer always needs a person */
+
+    if (facts->transferred) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+        d.email = NGX_HTTP_RETELL_EMAIL_CALL_TRANSFER;
+        return d;
+    }
+
+    /* rule 2, both directions */
+
+    if (facts->action_required == 1) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+        d.email = NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED;
+        return d;
+    }
+
+    d.email = NGX_HTTP_RETELL_EMAIL_NONE;
+
+    /* outbound tickets stay out of the way unless rules 1 or 2 hold */
+
+    if (facts->outbound) {
+        d.status = NGX_HTTP_RETELL_STATUS_CLOSED;
+        return d;
+    }
+
+    if (facts->action_required == 0) {
+        d.status = NGX_HTTP_RETELL_STATUS_CLOSED;
+
+    } else if (!facts->analyzed) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+
+    } else if (facts->qualified) {
+        d.status = NGX_HTTP_RETELL_STATUS_QUALIFIED;
+
+    } else if (facts->call_successful) {
+        d.status = NGX_HTTP_RETELL_STATUS_RESOLVED;
+
+    } else {
+        d.status = NGX_HTTP_RETELL_STATUS_CONTACTED;
+    }
+
+    return d;
+}
+
+
+const char *
+ngx_http_retell_status_name(ngx_http_retell_status_e status)
+{
+    static const char  *names[] = {
+        "new", "qualified", "contacted", "resolved", "closed"
+    };
+
+    return names[status];
+}
+
+
+const char *
+ngx_http_retell_email_reason_name(ngx_http_retell_email_reason_e reason)
+{
+    static const char  *names[] = {
+        "", "action_required", "call_transfer"
+    };
+
+    return names[reason];
+}

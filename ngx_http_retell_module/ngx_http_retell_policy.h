@@ -1,0 +1,54 @@
+
+/*
+ * The ticket rules of SPEC section 5: a pure function from the facts
+ * gathered for a call to the ticket status and the reason to email.
+ *
+ * Pure logic: no nginx event code, unit-tested in t/unit/test_policy.c.
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_POLICY_H_INCLUDED_
+#define _NGX_HTTP_RETELL_POLICY_H_INCLUDED_
+
+
+typedef enum {
+    NGX_HTTP_RETELL_STATUS_NEW = 0,
+    NGX_HTTP_RETELL_STATUS_QUALIFIED,
+    NGX_HTTP_RETELL_STATUS_CONTACTED,
+    NGX_HTTP_RETELL_STATUS_RESOLVED,
+    NGX_HTTP_RETELL_STATUS_CLOSED
+} ngx_http_retell_status_e;
+
+
+typedef enum {
+    NGX_HTTP_RETELL_EMAIL_NONE = 0,
+    NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED,
+    NGX_HTTP_RETELL_EMAIL_CALL_TRANSFER
+} ngx_http_retell_email_reason_e;
+
+
+typedef struct {
+    unsigned  outbound:1;
+    unsigned  transferred:1;
+    unsigned  analyzed:1;
+    unsigned  qualified:1;
+    unsigned  call_successful:1;
+    int       action_required;      /* 1, 0 or -1 when absent */
+} ngx_http_retell_facts_t;
+
+
+typedef struct {
+    ngx_http_retell_status_e        status;
+    ngx_http_retell_email_reason_e  email;
+} ngx_http_retell_decision_t;
+
+
+ngx_http_retell_decision_t ngx_http_retell_policy(
+    const ngx_http_retell_facts_t *facts);
+
+const char *ngx_http_retell_status_name(ngx_http_retell_status_e status);
+const char *ngx_http_retell_email_reason_name(
+    ngx_http_retell_email_reason_e reason);
+
+
+#endif /* _NGX_HTTP_RETELL_POLICY_H_INCLUDED_ */
