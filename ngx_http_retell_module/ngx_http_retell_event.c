@@ -310,6 +310,9 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
      * variables second; an unusable value in the first falls through
      */
 
+    ev->action_required_analysis = p.analysis_action;
+    ev->action_required_collected = p.collected_action;
+
     if (p.analysis_action != NGX_HTTP_RETELL_ABSENT) {
         ev->action_required = p.analysis_action;
 

@@ -81,6 +81,8 @@ typedef struct {
 
     /* facts derived for the ticket rules (SPEC section 5) */
     int                     action_required;        /* 1, 0 or ABSENT */
+    int                     action_required_analysis;   /* by source */
+    int                     action_required_collected;
     unsigned                action_required_invalid:1; /* present, unusable */
     unsigned                qualified:1;
     unsigned                transferred:1;

@@ -266,7 +266,8 @@ test_facts(void)
                      "\"call_analysis\":{\"custom_analysis_data\":"
                      "{\"action_required\":\"false\"}}"),
                 &ev, err, sizeof(err)) == 0
-          && ev.action_required == 0, "analysis data wins");
+          && ev.action_required == 0 && ev.action_required_analysis == 0
+          && ev.action_required_collected == 1, "analysis data wins");
 
     CHECK(parse(CALL("\"collected_dynamic_variables\":"
                      "{\"action_required\":\"true\"},"

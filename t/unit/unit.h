@@ -33,7 +33,7 @@ static int  unit_failed;
 #define CHECK_STR(got, want, what)                                            \
     unit_check_str((const char *) (got), (want), (what), __FILE__, __LINE__)
 
-static void
+static inline void
 unit_check_str(const char *got, const char *want, const char *what,
     const char *file, int line)
 {

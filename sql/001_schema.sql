@@ -1,0 +1,151 @@
+-- ngx_http_retell_module schema (SPEC section 4).  Idempotent: safe to
+-- apply again.  Apply every file of sql/ in order with
+--   psql -v ON_ERROR_STOP=1 -f sql/NNN_name.sql
+
+CREATE SCHEMA IF NOT EXISTS retell;
+
+CREATE TABLE IF NOT EXISTS retell.companies (
+    id                           bigserial PRIMARY KEY,
+    name                         text NOT NULL,
+    email_notifications_enabled  boolean NOT NULL DEFAULT false,
+    email_recipients             text[] NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS retell.agents (
+    agent_id    text PRIMARY KEY,
+    company_id  bigint NOT NULL REFERENCES retell.companies (id)
+);
+
+CREATE TABLE IF NOT EXISTS retell.customers (
+    id             bigserial PRIMARY KEY,
+    company_id     bigint NOT NULL REFERENCES retell.companies (id),
+    phone_e164     text NOT NULL,
+    phone_raw      text NOT NULL,
+    phone_display  text NOT NULL,
+    name           text NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (company_id, phone_e164)
+);
+
+CREATE TABLE IF NOT EXISTS retell.calls (
+    call_id                       text PRIMARY KEY,
+    company_id                    bigint NOT NULL
+                                  REFERENCES retell.companies (id),
+    customer_id                   bigint NULL
+                                  REFERENCES retell.customers (id),
+    direction                     text NOT NULL
+                                  CHECK (direction IN ('inbound', 'outbound')),
+    agent_id                      text,
+    from_number                   text,
+    to_number                     text,
+    customer_phone_display        text,
+    call_status                   text,
+    disconnection_reason          text,
+    started_at                    timestamptz,
+    ended_at                      timestamptz,
+    duration_ms                   bigint,
+    transcript                    text,
+    recording_url                 text,
+    call_summary                  text,
+    call_successful               boolean,
+    in_voicemail                  boolean,
+    user_sentiment                text,
+    custom_analysis_data          jsonb,
+    collected_dynamic_variables   jsonb,
+    metadata                      jsonb,
+    action_required               boolean NULL,
+    transferred                   boolean NOT NULL DEFAULT false,
+    analyzed                      boolean NOT NULL DEFAULT false,
+    archived_at                   timestamptz NULL,
+    created_at                    timestamptz NOT NULL DEFAULT now(),
+    updated_at                    timestamptz NOT NULL DEFAULT now(),
+
+    -- beyond the contract: the facts behind action_required by source,
+    -- so the merged value does not depend on the order events arrive in
+    action_required_analysis      boolean NULL,
+    action_required_collected     boolean NULL,
+    qualified                     boolean NULL,
+    transfer_destination          text,
+    retell_llm_dynamic_variables  jsonb
+);
+
+CREATE TABLE IF NOT EXISTS retell.tickets (
+    id             bigserial PRIMARY KEY,
+    company_id     bigint NOT NULL REFERENCES retell.companies (id),
+    customer_id    bigint NULL REFERENCES retell.customers (id),
+    call_id        text NOT NULL UNIQUE REFERENCES retell.calls (call_id),
+    status         text NOT NULL
+                   CHECK (status IN ('new', 'qualified', 'contacted',
+                                     'resolved', 'closed')),
+    status_source  text NOT NULL DEFAULT 'retell',
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS retell.webhook_events (
+    id              bigserial PRIMARY KEY,
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    endpoint        text NOT NULL CHECK (endpoint IN ('inbound', 'outbound')),
+    event           text NOT NULL,
+    call_id         text NOT NULL,
+    payload         jsonb NOT NULL,
+    payload_sha256  bytea NOT NULL UNIQUE,
+    -- NULL while the agent maps to no company: stored, not applied
+    company_id      bigint NULL REFERENCES retell.companies (id),
+    applied_at      timestamptz NULL
+);
+
+CREATE INDEX IF NOT EXISTS webhook_events_call_id
+    ON retell.webhook_events (call_id);
+
+CREATE INDEX IF NOT EXISTS webhook_events_unrouted
+    ON retell.webhook_events (received_at) WHERE company_id IS NULL;
+
+CREATE TABLE IF NOT EXISTS retell.email_outbox (
+    id               bigserial PRIMARY KEY,
+    company_id       bigint NOT NULL REFERENCES retell.companies (id),
+    ticket_id        bigint NOT NULL REFERENCES retell.tickets (id),
+    call_id          text NOT NULL UNIQUE REFERENCES retell.calls (call_id),
+    reason           text NOT NULL
+                     CHECK (reason IN ('action_required', 'call_transfer')),
+    recipients       text[] NOT NULL,
+    subject          text NULL,
+    body             text NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    last_error       text NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    sent_at          timestamptz NULL
+);
+
+CREATE INDEX IF NOT EXISTS email_outbox_due
+    ON retell.email_outbox (next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+
+-- what the Call Records page shows
+CREATE OR REPLACE VIEW retell.call_records AS
+SELECT c.call_id,
+       c.company_id,
+       c.direction,
+       c.started_at,
+       c.ended_at,
+       c.duration_ms,
+       c.call_status,
+       c.disconnection_reason,
+       c.call_summary,
+       c.user_sentiment,
+       c.recording_url,
+       c.customer_id,
+       cu.name AS customer_name,
+       COALESCE(cu.phone_display, c.customer_phone_display)
+           AS customer_phone_display,
+       t.id AS ticket_id,
+       t.status AS ticket_status,
+       c.created_at
+  FROM retell.calls c
+  LEFT JOIN retell.customers cu ON cu.id = c.customer_id
+  LEFT JOIN retell.tickets t ON t.call_id = c.call_id
+ WHERE c.archived_at IS NULL
+ ORDER BY COALESCE(c.started_at, c.created_at) DESC, c.call_id;

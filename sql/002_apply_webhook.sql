@@ -1,0 +1,296 @@
+-- retell.apply_webhook: one delivery, applied in one statement and so in
+-- one transaction and one round trip (SPEC sections 4 and 5).
+--
+-- The ticket rules are not here: they live in C (ngx_http_retell_policy.c)
+-- and arrive as two 48-entry arrays, p_rule_status and p_rule_email,
+-- indexed by the merged facts of the call (see "facts index" below).
+-- This function only merges facts, looks the answer up, and writes.
+
+CREATE OR REPLACE FUNCTION retell.valid_email(address text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT length(address) <= 254
+       AND address ~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+$$;
+
+CREATE OR REPLACE FUNCTION retell.ms_to_timestamptz(ms bigint)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT to_timestamp(ms / 1000.0)
+$$;
+
+DROP FUNCTION IF EXISTS retell.apply_webhook(text, text, text, text, bigint,
+    text, text, text, text, text, text, text, text, bigint, bigint, bigint,
+    text, text, text, text, boolean, boolean, text, jsonb, jsonb, jsonb,
+    jsonb, boolean, boolean, boolean, boolean, boolean, text[], text[],
+    integer);
+
+CREATE FUNCTION retell.apply_webhook(
+    p_endpoint              text,       -- 'inbound' or 'outbound'
+    p_event                 text,
+    p_call_id               text,
+    p_payload               text,       -- the raw body
+    p_fallback_company      bigint,     -- retell_company, NULL when unset
+    p_agent_id              text,
+    p_from_number           text,
+    p_to_number             text,
+    p_phone_raw             text,       -- the customer's number as sent
+    p_phone_e164            text,       -- NULL when unusable
+    p_phone_display         text,
+    p_call_status           text,
+    p_disconnection_reason  text,
+    p_start_ms              bigint,
+    p_end_ms                bigint,
+    p_duration_ms           bigint,
+    p_transcript            text,
+    p_recording_url         text,
+    p_transfer_destination  text,
+    p_call_summary          text,
+    p_call_successful       boolean,
+    p_in_voicemail          boolean,
+    p_user_sentiment        text,
+    p_custom_analysis_data  jsonb,
+    p_collected             jsonb,
+    p_llm_variables         jsonb,
+    p_metadata              jsonb,
+    p_action_analysis       boolean,    -- action_required by source
+    p_action_collected      boolean,
+    p_qualified             boolean,    -- NULL without custom_analysis_data
+    p_transferred           boolean,
+    p_analyzed              boolean,
+    p_rule_status           text[],
+    p_rule_email            text[],
+    p_budget_ms             integer)    -- what is left of the delivery's time
+RETURNS TABLE (ticket_id bigint, ticket_status text, email text,
+               duplicate boolean, routed boolean, invalid_recipients text[],
+               email_queued boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_started     timestamptz := clock_timestamp();
+    v_sha         bytea := sha256(convert_to(p_payload, 'UTF8'));
+    v_event_id    bigint;
+    v_company     bigint;
+    v_customer    bigint;
+    v_call        retell.calls;
+    v_ticket      retell.tickets;
+    v_idx         integer;
+    v_reason      text;
+    v_email       text := 'none';
+    v_queued      boolean := false;
+    v_enabled     boolean;
+    v_recipients  text[];
+    v_valid       text[];
+    v_invalid     text[];
+BEGIN
+    -- a row lock held elsewhere must not outlive the delivery
+    PERFORM set_config('lock_timeout', greatest(p_budget_ms, 1) || 'ms', true);
+
+    -- routing: the call's company once known, else the agent's, else
+    -- the location's retell_company
+    SELECT c.company_id INTO v_company
+      FROM retell.calls c WHERE c.call_id = p_call_id;
+
+    IF v_company IS NULL THEN
+        SELECT a.company_id INTO v_company
+          FROM retell.agents a WHERE a.agent_id = p_agent_id;
+    END IF;
+
+    v_company := COALESCE(v_company, p_fallback_company);
+
+    -- the delivery itself: an identical body already applied changes
+    -- nothing; one stored unrouted is applied once its agent is mapped
+    INSERT INTO retell.webhook_events AS w
+           (endpoint, event, call_id, payload, payload_sha256, company_id,
+            applied_at)
+    VALUES (p_endpoint, p_event, p_call_id, p_payload::jsonb, v_sha,
+            v_company, CASE WHEN v_company IS NOT NULL THEN now() END)
+    ON CONFLICT (payload_sha256) DO UPDATE
+       SET company_id = EXCLUDED.company_id,
+           applied_at = EXCLUDED.applied_at
+     WHERE w.applied_at IS NULL AND EXCLUDED.company_id IS NOT NULL
+    RETURNING w.id INTO v_event_id;
+
+    IF v_event_id IS NULL THEN
+        RETURN QUERY
+        SELECT t.id, t.status,
+               CASE WHEN o.id IS NULL THEN 'none' ELSE 'queued' END,
+               true,
+               EXISTS (SELECT 1 FROM retell.webhook_events w
+                        WHERE w.payload_sha256 = v_sha
+                          AND w.applied_at IS NOT NULL),
+               '{}'::text[], false
+          FROM (SELECT 1) one
+          LEFT JOIN retell.tickets t ON t.call_id = p_call_id
+          LEFT JOIN retell.email_outbox o ON o.call_id = p_call_id;
+        RETURN;
+    END IF;
+
+    IF v_company IS NULL THEN
+        RETURN QUERY SELECT NULL::bigint, NULL::text, 'none', false, false,
+                            '{}'::text[], false;
+        RETURN;
+    END IF;
+
+    IF p_phone_e164 IS NOT NULL THEN
+        INSERT INTO retell.customers AS cu
+               (company_id, phone_e164, phone_raw, phone_display, name)
+        VALUES (v_company, p_phone_e164, p_phone_raw, p_phone_display,
+                COALESCE(p_collected ->> 'customer_name',
+                         p_llm_variables ->> 'customer_name'))
+        ON CONFLICT (company_id, phone_e164) DO UPDATE
+           SET name = COALESCE(cu.name, EXCLUDED.name)
+        RETURNING cu.id INTO v_customer;
+    END IF;
+
+    -- later events fill facts, never erase them
+    INSERT INTO retell.calls AS c
+           (call_id, company_id, customer_id, direction, agent_id,
+            from_number, to_number, customer_phone_display, call_status,
+            disconnection_reason, started_at, ended_at, duration_ms,
+            transcript, recording_url, transfer_destination, call_summary,
+            call_successful, in_voicemail, user_sentiment,
+            custom_analysis_data, collected_dynamic_variables,
+            retell_llm_dynamic_variables, metadata,
+            action_required_analysis, action_required_collected,
+            action_required, qualified, transferred, analyzed)
+    VALUES (p_call_id, v_company, v_customer, p_endpoint, p_agent_id,
+            p_from_number, p_to_number, p_phone_display, p_call_status,
+            p_disconnection_reason, retell.ms_to_timestamptz(p_start_ms),
+            retell.ms_to_timestamptz(p_end_ms), p_duration_ms,
+            p_transcript, p_recording_url, p_transfer_destination,
+            p_call_summary, p_call_successful, p_in_voicemail,
+            p_user_sentiment, p_custom_analysis_data, p_collected,
+            p_llm_variables, p_metadata,
+            p_action_analysis, p_action_collected,
+            COALESCE(p_action_analysis, p_action_collected), p_qualified,
+            p_transferred, p_analyzed)
+    ON CONFLICT (call_id) DO UPDATE SET
+        customer_id = COALESCE(c.customer_id, EXCLUDED.customer_id),
+        agent_id = COALESCE(EXCLUDED.agent_id, c.agent_id),
+        from_number = COALESCE(EXCLUDED.from_number, c.from_number),
+        to_number = COALESCE(EXCLUDED.to_number, c.to_number),
+        customer_phone_display = COALESCE(EXCLUDED.customer_phone_display,
+                                          c.customer_phone_display),
+        -- a late "ongoing" does not take an ended call back
+        call_status = CASE
+            WHEN EXCLUDED.call_status IN ('registered', 'ongoing')
+                 AND c.call_status IS NOT NULL
+            THEN c.call_status
+            ELSE COALESCE(EXCLUDED.call_status, c.call_status) END,
+        disconnection_reason = COALESCE(EXCLUDED.disconnection_reason,
+                                        c.disconnection_reason),
+        started_at = COALESCE(c.started_at, EXCLUDED.started_at),
+        ended_at = COALESCE(EXCLUDED.ended_at, c.ended_at),
+        duration_ms = COALESCE(EXCLUDED.duration_ms, c.duration_ms),
+        transcript = COALESCE(EXCLUDED.transcript, c.transcript),
+        recording_url = COALESCE(EXCLUDED.recording_url, c.recording_url),
+        transfer_destination = COALESCE(EXCLUDED.transfer_destination,
+                                        c.transfer_destination),
+        call_summary = COALESCE(EXCLUDED.call_summary, c.call_summary),
+        call_successful = COALESCE(EXCLUDED.call_successful,
+                                   c.call_successful),
+        in_voicemail = COALESCE(EXCLUDED.in_voicemail, c.in_voicemail),
+        user_sentiment = COALESCE(EXCLUDED.user_sentiment, c.user_sentiment),
+        custom_analysis_data = COALESCE(EXCLUDED.custom_analysis_data,
+                                        c.custom_analysis_data),
+        collected_dynamic_variables =
+            COALESCE(EXCLUDED.collected_dynamic_variables,
+                     c.collected_dynamic_variables),
+        retell_llm_dynamic_variables =
+            COALESCE(EXCLUDED.retell_llm_dynamic_variables,
+                     c.retell_llm_dynamic_variables),
+        metadata = COALESCE(EXCLUDED.metadata, c.metadata),
+        action_required_analysis =
+            COALESCE(EXCLUDED.action_required_analysis,
+                     c.action_required_analysis),
+        action_required_collected =
+            COALESCE(EXCLUDED.action_required_collected,
+                     c.action_required_collected),
+        -- custom_analysis_data outranks the collected variables, whatever
+        -- order they arrived in
+        action_required = COALESCE(EXCLUDED.action_required_analysis,
+                                   c.action_required_analysis,
+                                   EXCLUDED.action_required_collected,
+                                   c.action_required_collected),
+        qualified = COALESCE(EXCLUDED.qualified, c.qualified),
+        transferred = c.transferred OR EXCLUDED.transferred,
+        analyzed = c.analyzed OR EXCLUDED.analyzed,
+        updated_at = now()
+    RETURNING c.* INTO v_call;
+
+    -- facts index, 1-based: transferred 24, action_required true 16 /
+    -- false 8 / absent 0, analyzed 4, qualified 2, call_successful 1
+    v_idx := 1
+        + CASE WHEN v_call.transferred THEN 24 ELSE 0 END
+        + CASE v_call.action_required WHEN true THEN 16 WHEN false THEN 8
+               ELSE 0 END
+        + CASE WHEN v_call.analyzed THEN 4 ELSE 0 END
+        + CASE WHEN v_call.qualified THEN 2 ELSE 0 END
+        + CASE WHEN v_call.call_successful THEN 1 ELSE 0 END;
+
+    v_reason := NULLIF(p_rule_email[v_idx], '');
+
+    -- staff win: a status they set is never changed by an event
+    INSERT INTO retell.tickets AS t (company_id, customer_id, call_id, status)
+    VALUES (v_call.company_id, v_call.customer_id, p_call_id,
+            p_rule_status[v_idx])
+    ON CONFLICT (call_id) DO UPDATE SET
+        customer_id = COALESCE(t.customer_id, EXCLUDED.customer_id),
+        status = CASE WHEN t.status_source = 'retell'
+                      THEN EXCLUDED.status ELSE t.status END,
+        updated_at = CASE WHEN t.status_source = 'retell'
+                               AND t.status <> EXCLUDED.status
+                          THEN now() ELSE t.updated_at END
+    RETURNING t.* INTO v_ticket;
+
+    v_invalid := '{}';
+
+    IF v_reason IS NOT NULL THEN
+        SELECT co.email_notifications_enabled, co.email_recipients
+          INTO v_enabled, v_recipients
+          FROM retell.companies co WHERE co.id = v_call.company_id;
+
+        IF EXISTS (SELECT 1 FROM retell.email_outbox o
+                    WHERE o.call_id = p_call_id)
+        THEN
+            v_email := 'queued';
+
+        ELSIF NOT v_enabled THEN
+            v_email := 'disabled';
+
+        ELSE
+            SELECT COALESCE(array_agg(r) FILTER (
+                                WHERE retell.valid_email(btrim(r))), '{}'),
+                   COALESCE(array_agg(r) FILTER (
+                                WHERE NOT retell.valid_email(btrim(r))
+                                   OR r IS NULL), '{}')
+              INTO v_valid, v_invalid
+              FROM unnest(v_recipients) r;
+
+            IF cardinality(v_valid) = 0 THEN
+                v_email := 'no_recipients';
+
+            ELSE
+                INSERT INTO retell.email_outbox
+                       (company_id, ticket_id, call_id, reason, recipients)
+                VALUES (v_call.company_id, v_ticket.id, p_call_id, v_reason,
+                        (SELECT array_agg(btrim(x)) FROM unnest(v_valid) x))
+                ON CONFLICT (call_id) DO NOTHING;
+
+                v_queued := FOUND;
+                v_email := 'queued';
+            END IF;
+        END IF;
+    END IF;
+
+    -- past its time the client has been told 503: do not commit behind it
+    IF clock_timestamp() - v_started > p_budget_ms * interval '1 ms' THEN
+        RAISE EXCEPTION 'delivery of call % took longer than % ms',
+                        p_call_id, p_budget_ms
+              USING ERRCODE = 'query_canceled';
+    END IF;
+
+    RETURN QUERY SELECT v_ticket.id, v_ticket.status, v_email, false, true,
+                        v_invalid, v_queued;
+END;
+$$;
