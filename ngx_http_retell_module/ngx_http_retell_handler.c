@@ -21,8 +21,6 @@ static const char *ngx_http_retell_verify(ngx_http_request_t *r,
 static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
     ngx_str_t *name);
 static void *ngx_http_retell_palloc(void *pool, size_t size);
-static ngx_int_t ngx_http_retell_send_parsed(ngx_http_request_t *r,
-    ngx_http_retell_event_t *ev);
 
 
 static ngx_str_t  ngx_http_retell_signature_header =
@@ -161,7 +159,7 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
         return ngx_http_send_header(r);
     }
 
-    return ngx_http_retell_send_parsed(r, ev);
+    return ngx_http_retell_store_apply(r, ctx);
 }
 
 
@@ -316,35 +314,6 @@ static void *
 ngx_http_retell_palloc(void *pool, size_t size)
 {
     return ngx_pnalloc(pool, size);
-}
-
-
-/* the answer while no store is configured: what was understood */
-
-static ngx_int_t
-ngx_http_retell_send_parsed(ngx_http_request_t *r, ngx_http_retell_event_t *ev)
-{
-    u_char  *json, *p;
-    size_t   len;
-
-    len = sizeof("{\"event\":\"\",\"call_id\":\"\"}") - 1
-          + ev->event.len + ngx_escape_json(NULL, ev->event.data,
-                                            ev->event.len)
-          + ev->call_id.len + ngx_escape_json(NULL, ev->call_id.data,
-                                              ev->call_id.len);
-
-    json = ngx_pnalloc(r->pool, len);
-    if (json == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(json, "{\"event\":\"", sizeof("{\"event\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, ev->event.data, ev->event.len);
-    p = ngx_cpymem(p, "\",\"call_id\":\"", sizeof("\",\"call_id\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, ev->call_id.data, ev->call_id.len);
-    p = ngx_cpymem(p, "\"}", 2);
-
-    return ngx_http_retell_send_json(r, NGX_HTTP_OK, json, p - json);
 }
 
 

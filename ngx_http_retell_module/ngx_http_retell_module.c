@@ -28,6 +28,8 @@ static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *secret);
 static char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
+static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_num_bounds_t  ngx_http_retell_pool_bounds = {
@@ -134,10 +136,10 @@ ngx_module_t  ngx_http_retell_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_retell_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_retell_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -208,6 +210,8 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_retell_loc_conf_t *prev = parent;
     ngx_http_retell_loc_conf_t *conf = child;
 
+    ngx_http_retell_main_conf_t  *rmcf;
+
     /* secrets given at this level replace inherited ones, as arrays do */
 
     if (conf->secrets == NULL) {
@@ -225,8 +229,22 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->default_country_code,
                               prev->default_country_code, 1);
 
-    if (conf->webhook && (conf->secrets == NULL || conf->secrets->nelts == 0))
-    {
+    if (!conf->webhook) {
+        return NGX_CONF_OK;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_retell_module);
+
+    if (rmcf->postgres.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"retell_webhook\" requires \"retell_postgres\" "
+                           "in the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->webhooks++;
+
+    if (conf->secrets == NULL || conf->secrets->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"retell_webhook\" requires "
                            "\"retell_webhook_secret\" or "
@@ -416,6 +434,7 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_retell_main_conf_t *rmcf = conf;
 
     char               *err;
+    size_t              len;
     ngx_str_t          *value;
     PQconninfoOption   *options;
 
@@ -431,9 +450,15 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     options = PQconninfoParse((char *) value[1].data, &err);
 
     if (options == NULL) {
+        len = err ? ngx_strlen(err) : 0;
+
+        while (len && (err[len - 1] == '\n' || err[len - 1] == ' ')) {
+            len--;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\" connection string: %s",
-                           &cmd->name, err ? err : "out of memory");
+                           "invalid \"%V\" connection string: %*s",
+                           &cmd->name, len, err ? err : "");
         if (err) {
             PQfreemem(err);
         }
@@ -446,4 +471,58 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rmcf->postgres = value[1];
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_retell_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;      /* no http block */
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_retell_module);
+
+    if (rmcf == NULL || rmcf->postgres.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_retell_store_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* connections are opened on first use, not here */
+
+    rmcf->pool = ngx_http_retell_pg_pool_create(cycle, &rmcf->postgres,
+                                                rmcf->pool_size);
+    if (rmcf->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_retell_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_retell_module);
+
+    if (rmcf && rmcf->pool) {
+        ngx_http_retell_pg_pool_close(rmcf->pool);
+    }
 }

@@ -17,6 +17,7 @@
 #include "ngx_http_retell_event.h"
 #include "ngx_http_retell_phone.h"
 #include "ngx_http_retell_policy.h"
+#include "ngx_http_retell_pg.h"
 
 
 #define NGX_HTTP_RETELL_INBOUND    1
@@ -26,6 +27,9 @@
 typedef struct {
     ngx_str_t                   postgres;        /* libpq conninfo */
     ngx_uint_t                  pool_size;
+    ngx_uint_t                  webhooks;        /* locations using it */
+
+    ngx_http_retell_pg_pool_t  *pool;            /* this worker's */
 } ngx_http_retell_main_conf_t;
 
 
@@ -42,6 +46,9 @@ typedef struct {
 typedef struct {
     ngx_str_t                   body;            /* raw, NUL-terminated */
     ngx_http_retell_event_t     event;
+    ngx_http_retell_phone_t     phone;           /* the customer's */
+    ngx_http_retell_pg_op_t     op;
+    unsigned                    running:1;       /* op is in the pool */
 } ngx_http_retell_ctx_t;
 
 
@@ -50,6 +57,10 @@ ngx_int_t ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);
 ngx_int_t ngx_http_retell_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
+
+ngx_int_t ngx_http_retell_store_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_retell_store_apply(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
 
 
 extern ngx_module_t  ngx_http_retell_module;

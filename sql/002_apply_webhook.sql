@@ -19,13 +19,7 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(ms / 1000.0)
 $$;
 
-DROP FUNCTION IF EXISTS retell.apply_webhook(text, text, text, text, bigint,
-    text, text, text, text, text, text, text, text, bigint, bigint, bigint,
-    text, text, text, text, boolean, boolean, text, jsonb, jsonb, jsonb,
-    jsonb, boolean, boolean, boolean, boolean, boolean, text[], text[],
-    integer);
-
-CREATE FUNCTION retell.apply_webhook(
+CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_endpoint              text,       -- 'inbound' or 'outbound'
     p_event                 text,
     p_call_id               text,

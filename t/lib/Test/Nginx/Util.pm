@@ -27,7 +27,7 @@ our @EXPORT = qw(
     parse_time verbose sleep_time bail_out add_cleanup_handler
     access_log_data error_log_data setup_server_root write_config_file
     get_canon_version get_nginx_version trim show_all_chars parse_headers
-    run_tests get_pid_from_pidfile $ServerPortForClient $ServerPort
+    run_tests run_test get_pid_from_pidfile $ServerPortForClient $ServerPort
     $NginxVersion $PidFile $ServRoot $ConfFile $RunTestHelper $CheckErrorLog
     $FilterHttpConfig $NoNginxManager $RepeatEach $CheckLeak $Benchmark
     add_block_preprocessor timeout worker_connections workers master_on

@@ -1,0 +1,68 @@
+
+/*
+ * A per-worker pool of non-blocking libpq connections driven by nginx's
+ * event loop.  A caller fills an ngx_http_retell_pg_op_t and hands it to
+ * ngx_http_retell_pg_run(); its handler is called once, from an event
+ * handler, with the command's result or an error.
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_PG_H_INCLUDED_
+#define _NGX_HTTP_RETELL_PG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <libpq-fe.h>
+
+
+typedef struct ngx_http_retell_pg_pool_s  ngx_http_retell_pg_pool_t;
+typedef struct ngx_http_retell_pg_conn_s  ngx_http_retell_pg_conn_t;
+typedef struct ngx_http_retell_pg_op_s    ngx_http_retell_pg_op_t;
+
+/*
+ * res is NULL when error is set (timeout, connection lost); otherwise
+ * error is NULL and res is freed by the pool after the handler returns
+ */
+typedef void (*ngx_http_retell_pg_handler_pt)(ngx_http_retell_pg_op_t *op,
+    PGresult *res, const char *error);
+
+
+struct ngx_http_retell_pg_op_s {
+    ngx_queue_t                     queue;      /* in the wait queue */
+    ngx_http_retell_pg_pool_t      *pool;
+    ngx_http_retell_pg_conn_t      *conn;       /* while running */
+
+    const char                     *command;
+    int                             nparams;
+    const char * const             *values;
+
+    ngx_msec_t                      timeout;    /* from run() to result */
+    ngx_event_t                     timer;
+
+    ngx_http_retell_pg_handler_pt   handler;
+    void                           *data;
+    ngx_log_t                      *log;
+
+    unsigned                        waiting:1;
+    unsigned                        retried:1;
+};
+
+
+ngx_http_retell_pg_pool_t *ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle,
+    ngx_str_t *conninfo, ngx_uint_t size);
+void ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool);
+
+/*
+ * NGX_OK: the handler will be called later; NGX_DECLINED: the database
+ * is unreachable right now; NGX_BUSY: the wait queue is full
+ */
+ngx_int_t ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op);
+
+/* the handler is not called; a running command is drained off-line */
+void ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op);
+
+
+#endif /* _NGX_HTTP_RETELL_PG_H_INCLUDED_ */

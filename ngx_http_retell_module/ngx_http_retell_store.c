@@ -1,0 +1,422 @@
+
+/*
+ * Applying a delivery: one call of retell.apply_webhook() (sql/), in one
+ * statement and so one transaction and one round trip.  The ticket rules
+ * travel with it as two arrays computed from the C policy, so they live
+ * in one place.
+ */
+
+
+#include "ngx_http_retell_module.h"
+
+
+#define NGX_HTTP_RETELL_RULES  48      /* the facts index, see the SQL */
+#define NGX_HTTP_RETELL_NPARAMS  35
+
+#define NGX_HTTP_RETELL_RETRY_AFTER  "5"
+
+
+static const char  ngx_http_retell_apply_sql[] =
+    "SELECT ticket_id, ticket_status, email, duplicate, routed,"
+    " invalid_recipients, email_queued"
+    " FROM retell.apply_webhook($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+    " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
+    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)";
+
+
+static void ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op,
+    PGresult *res, const char *error);
+static ngx_int_t ngx_http_retell_store_answer(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx, PGresult *res);
+static ngx_int_t ngx_http_retell_send_unavailable(ngx_http_request_t *r,
+    const char *message);
+static void ngx_http_retell_store_cleanup(void *data);
+static char *ngx_http_retell_int_param(ngx_pool_t *pool,
+    ngx_http_retell_int_t *n);
+static char *ngx_http_retell_rules_param(ngx_pool_t *pool,
+    ngx_uint_t outbound, ngx_uint_t email);
+
+
+/* p_rule_status and p_rule_email per direction, built once per worker */
+static char  *ngx_http_retell_rules[2][2];
+
+
+ngx_int_t
+ngx_http_retell_store_init(ngx_cycle_t *cycle)
+{
+    ngx_uint_t  outbound, email;
+
+    for (outbound = 0; outbound < 2; outbound++) {
+        for (email = 0; email < 2; email++) {
+            ngx_http_retell_rules[outbound][email] =
+                ngx_http_retell_rules_param(cycle->pool, outbound, email);
+
+            if (ngx_http_retell_rules[outbound][email] == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    outbound;
+    const char                  **v;
+    ngx_http_cleanup_t           *cln;
+    ngx_http_retell_str_t        *raw;
+    ngx_http_retell_event_t      *ev;
+    ngx_http_retell_phone_t      *phone;
+    ngx_http_retell_pg_op_t      *op;
+    ngx_http_retell_loc_conf_t   *rlcf;
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_retell_module);
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
+
+    ev = &ctx->event;
+    outbound = (rlcf->webhook == NGX_HTTP_RETELL_OUTBOUND);
+
+    /* the customer: the caller inbound, the called party outbound */
+
+    raw = outbound ? &ev->to_number : &ev->from_number;
+    phone = &ctx->phone;
+
+    if (raw->len == 0
+        || !ngx_http_retell_phone_normalize(raw->data, raw->len,
+                                            rlcf->default_country_code,
+                                            phone))
+    {
+        phone->e164[0] = '\0';
+        phone->display[0] = '\0';
+    }
+
+    v = ngx_pcalloc(r->pool, NGX_HTTP_RETELL_NPARAMS * sizeof(char *));
+    if (v == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#define str(s)   ((s).len ? (const char *) (s).data : NULL)
+#define flag(b)  ((b) == NGX_HTTP_RETELL_ABSENT ? NULL : (b) ? "t" : "f")
+
+    v[0] = outbound ? "outbound" : "inbound";
+    v[1] = str(ev->event);
+    v[2] = str(ev->call_id);
+    v[3] = (const char *) ctx->body.data;
+
+    if (rlcf->company) {
+        v[4] = (const char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+        if (v[4] == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_sprintf((u_char *) v[4], "%i", rlcf->company) = '\0';
+    }
+
+    v[5] = str(ev->agent_id);
+    v[6] = str(ev->from_number);
+    v[7] = str(ev->to_number);
+    v[8] = str(*raw);
+    v[9] = phone->e164[0] ? phone->e164 : NULL;
+    v[10] = phone->display[0] ? phone->display : str(*raw);
+    v[11] = str(ev->call_status);
+    v[12] = str(ev->disconnection_reason);
+    v[13] = ngx_http_retell_int_param(r->pool, &ev->start_timestamp);
+    v[14] = ngx_http_retell_int_param(r->pool, &ev->end_timestamp);
+    v[15] = ngx_http_retell_int_param(r->pool, &ev->duration_ms);
+    v[16] = str(ev->transcript);
+    v[17] = str(ev->recording_url);
+    v[18] = str(ev->transfer_destination);
+    v[19] = str(ev->call_summary);
+    v[20] = flag(ev->call_successful);
+    v[21] = flag(ev->in_voicemail);
+    v[22] = str(ev->user_sentiment);
+    v[23] = str(ev->custom_analysis_data);
+    v[24] = str(ev->collected_dynamic_variables);
+    v[25] = str(ev->retell_llm_dynamic_variables);
+    v[26] = str(ev->metadata);
+    v[27] = flag(ev->action_required_analysis);
+    v[28] = flag(ev->action_required_collected);
+    v[29] = ev->custom_analysis_data.len ? (ev->qualified ? "t" : "f") : NULL;
+    v[30] = ev->transferred ? "t" : "f";
+    v[31] = ev->type == NGX_HTTP_RETELL_EVENT_CALL_ANALYZED ? "t" : "f";
+    v[32] = ngx_http_retell_rules[outbound][0];
+    v[33] = ngx_http_retell_rules[outbound][1];
+
+#undef str
+#undef flag
+
+    v[34] = (const char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (v[34] == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *ngx_sprintf((u_char *) v[34], "%M", rlcf->postgres_timeout) = '\0';
+
+    op = &ctx->op;
+    op->command = ngx_http_retell_apply_sql;
+    op->nparams = NGX_HTTP_RETELL_NPARAMS;
+    op->values = v;
+    op->timeout = rlcf->postgres_timeout;
+    op->handler = ngx_http_retell_store_done;
+    op->data = r;
+    op->log = r->connection->log;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_retell_store_cleanup;
+    cln->data = ctx;
+
+    rc = ngx_http_retell_pg_run(rmcf->pool, op);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "retell call \"%s\": database unreachable",
+                      ev->call_id.data);
+
+        return ngx_http_retell_send_unavailable(r, "database unreachable");
+    }
+
+    if (rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "retell call \"%s\": too many deliveries waiting "
+                      "for a database connection", ev->call_id.data);
+
+        return ngx_http_retell_send_unavailable(r, "database busy");
+    }
+
+    ctx->running = 1;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error)
+{
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_retell_ctx_t   *ctx;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_retell_module);
+
+    ctx->running = 0;
+
+    if (error) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "retell call \"%s\": database %s, answering 503",
+                      ctx->event.call_id.data, error);
+
+        rc = ngx_http_retell_send_unavailable(r, error);
+
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+               || PQnfields(res) != 7)
+    {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "retell call \"%s\": apply failed: %s",
+                      ctx->event.call_id.data, PQresultErrorMessage(res));
+
+        rc = ngx_http_retell_send_unavailable(r, "database error");
+
+    } else {
+        rc = ngx_http_retell_store_answer(r, ctx, res);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_retell_store_answer(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx, PGresult *res)
+{
+    u_char                   *json, *p;
+    size_t                    len;
+    ngx_uint_t                routed, duplicate;
+    const char               *ticket_id, *status, *email, *invalid;
+    ngx_http_retell_event_t  *ev;
+
+    ev = &ctx->event;
+
+    ticket_id = PQgetisnull(res, 0, 0) ? "null" : PQgetvalue(res, 0, 0);
+    status = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+    email = PQgetvalue(res, 0, 2);
+    duplicate = (PQgetvalue(res, 0, 3)[0] == 't');
+    routed = (PQgetvalue(res, 0, 4)[0] == 't');
+    invalid = PQgetisnull(res, 0, 5) ? "{}" : PQgetvalue(res, 0, 5);
+
+    if (ngx_strcmp(invalid, "{}") != 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "retell call \"%s\": invalid email recipients "
+                      "dropped: %s", ev->call_id.data, invalid);
+    }
+
+    if (!routed) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "retell call \"%s\": agent \"%s\" belongs to no "
+                      "company; delivery stored unapplied",
+                      ev->call_id.data,
+                      ev->agent_id.data ? ev->agent_id.data : (u_char *) "");
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "retell call \"%s\": %s applied, ticket %s %s, email %s%s",
+                  ev->call_id.data, ev->event.data, ticket_id,
+                  status ? status : "-", email,
+                  duplicate ? ", duplicate" : "");
+
+    len = sizeof("{\"event\":\"\",\"call_id\":\"\",\"ticket_id\":,"
+                 "\"ticket_status\":\"\",\"email\":\"\","
+                 "\"duplicate\":false,\"routed\":false}") - 1
+          + ev->event.len
+          + ngx_escape_json(NULL, ev->event.data, ev->event.len)
+          + ev->call_id.len
+          + ngx_escape_json(NULL, ev->call_id.data, ev->call_id.len)
+          + ngx_strlen(ticket_id) + (status ? ngx_strlen(status) : 4)
+          + ngx_strlen(email);
+
+    json = ngx_pnalloc(r->pool, len);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(json, "{\"event\":\"", sizeof("{\"event\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, ev->event.data, ev->event.len);
+    p = ngx_cpymem(p, "\",\"call_id\":\"", sizeof("\",\"call_id\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, ev->call_id.data, ev->call_id.len);
+    p = ngx_sprintf(p, "\",\"ticket_id\":%s,\"ticket_status\":", ticket_id);
+
+    if (status) {
+        p = ngx_sprintf(p, "\"%s\"", status);
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
+    p = ngx_sprintf(p, ",\"email\":\"%s\",\"duplicate\":%s", email,
+                    duplicate ? "true" : "false");
+
+    if (!routed) {
+        p = ngx_cpymem(p, ",\"routed\":false", sizeof(",\"routed\":false") - 1);
+    }
+
+    *p++ = '}';
+
+    return ngx_http_retell_send_json(r, routed ? NGX_HTTP_OK
+                                               : NGX_HTTP_ACCEPTED,
+                                     json, p - json);
+}
+
+
+static ngx_int_t
+ngx_http_retell_send_unavailable(ngx_http_request_t *r, const char *message)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, NGX_HTTP_RETELL_RETRY_AFTER);
+
+    return ngx_http_retell_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "unavailable", message);
+}
+
+
+/* the request ends before its command: the pool must forget it */
+
+static void
+ngx_http_retell_store_cleanup(void *data)
+{
+    ngx_http_retell_ctx_t  *ctx = data;
+
+    if (ctx->running) {
+        ngx_http_retell_pg_cancel(&ctx->op);
+        ctx->running = 0;
+    }
+}
+
+
+static char *
+ngx_http_retell_int_param(ngx_pool_t *pool, ngx_http_retell_int_t *n)
+{
+    u_char  *p;
+
+    if (!n->set) {
+        return NULL;
+    }
+
+    p = ngx_pnalloc(pool, NGX_INT64_LEN + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *ngx_sprintf(p, "%L", n->value) = '\0';
+
+    return (char *) p;
+}
+
+
+/*
+ * The policy for every combination of merged facts, as a PostgreSQL
+ * array literal; index = transferred 24 + action_required (true 16,
+ * false 8, absent 0) + analyzed 4 + qualified 2 + call_successful 1.
+ */
+
+static char *
+ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
+    ngx_uint_t email)
+{
+    u_char                      *buf, *p;
+    ngx_uint_t                   i;
+    const char                  *name;
+    ngx_http_retell_facts_t      facts;
+    ngx_http_retell_decision_t   d;
+
+    buf = ngx_pnalloc(pool, NGX_HTTP_RETELL_RULES * 20 + 3);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    p = buf;
+    *p++ = '{';
+
+    for (i = 0; i < NGX_HTTP_RETELL_RULES; i++) {
+        facts.outbound = outbound;
+        facts.transferred = (i / 24) & 1;
+        facts.action_required = (i / 8) % 3 == 2 ? 1
+                                : (i / 8) % 3 == 1 ? 0
+                                : NGX_HTTP_RETELL_ABSENT;
+        facts.analyzed = (i / 4) & 1;
+        facts.qualified = (i / 2) & 1;
+        facts.call_successful = i & 1;
+
+        d = ngx_http_retell_policy(&facts);
+
+        name = email ? ngx_http_retell_email_reason_name(d.email)
+                     : ngx_http_retell_status_name(d.status);
+
+        p = ngx_sprintf(p, "%s\"%s\"", i ? "," : "", name);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return (char *) buf;
+}
