@@ -5,7 +5,7 @@ use lib 't/inc';
 use Test::Nginx::Socket 'no_plan';
 use Retell;
 
-our $body = sample('inbound-call_started');
+our $body = Retell::sample('inbound-call_started');
 our $secret = $SECRET;
 
 # a key file as an operator writes one, with a line end
@@ -16,6 +16,11 @@ close $fh;
 
 add_block_preprocessor(sub {
     my $block = shift;
+
+    reset_db();
+
+    $block->set_value(http_config => pg_http_config())
+        unless defined $block->http_config;
 
     $block->set_value(config => <<"_EOC_") unless defined $block->config;
 location = /in {
@@ -36,7 +41,7 @@ __DATA__
 
 === TEST 1: a correct signature is accepted
 --- more_headers eval
-signed_headers($::body)
+Retell::signed_headers($::body)
 --- error_code: 200
 --- response_body_like: ^\{"event":"call_started","call_id":"call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617"
 --- no_error_log
@@ -67,7 +72,7 @@ malformed X-Retell-Signature header
 
 === TEST 4: digest of another key
 --- more_headers eval
-signed_headers($::body, secret => 'not-the-secret')
+Retell::signed_headers($::body, secret => 'not-the-secret')
 --- error_code: 401
 --- response_body_like: "message":"signature does not match"
 --- error_log
@@ -77,7 +82,7 @@ signature does not match
 
 === TEST 5: digest of another body
 --- more_headers eval
-signed_headers($::body . ' ')
+Retell::signed_headers($::body . ' ')
 --- error_code: 401
 --- response_body_like: signature does not match
 
@@ -85,7 +90,7 @@ signed_headers($::body . ' ')
 
 === TEST 6: stale timestamp, six minutes old
 --- more_headers eval
-signed_headers($::body, offset => -360_000)
+Retell::signed_headers($::body, offset => -360_000)
 --- error_code: 401
 --- response_body_like: "message":"signature timestamp outside the tolerance"
 
@@ -93,7 +98,7 @@ signed_headers($::body, offset => -360_000)
 
 === TEST 7: timestamp six minutes in the future
 --- more_headers eval
-signed_headers($::body, offset => 360_000)
+Retell::signed_headers($::body, offset => 360_000)
 --- error_code: 401
 --- response_body_like: outside the tolerance
 
@@ -101,7 +106,7 @@ signed_headers($::body, offset => 360_000)
 
 === TEST 8: four minutes old is within the default tolerance
 --- more_headers eval
-signed_headers($::body, offset => -240_000)
+Retell::signed_headers($::body, offset => -240_000)
 --- error_code: 200
 
 
@@ -114,7 +119,7 @@ signed_headers($::body, offset => -240_000)
     retell_signature_tolerance 30s;
 }"
 --- more_headers eval
-signed_headers($::body, offset => -60_000)
+Retell::signed_headers($::body, offset => -60_000)
 --- error_code: 401
 --- response_body_like: outside the tolerance
 
@@ -122,7 +127,7 @@ signed_headers($::body, offset => -60_000)
 
 === TEST 10: upper-case hex digest
 --- more_headers eval
-my $h = signed_headers($::body);
+my $h = Retell::signed_headers($::body);
 $h =~ s/(d=)([0-9a-f]+)/$1\U$2/;
 $h
 --- error_code: 200
@@ -131,7 +136,7 @@ $h
 
 === TEST 11: the second key of a rotation is accepted
 --- more_headers eval
-signed_headers($::body, secret => 'second-key-after-rotation')
+Retell::signed_headers($::body, secret => 'second-key-after-rotation')
 --- error_code: 200
 
 
@@ -143,7 +148,7 @@ signed_headers($::body, secret => 'second-key-after-rotation')
     retell_webhook_secret_file $::keyfile;
 }"
 --- more_headers eval
-signed_headers($::body, secret => 'key-from-file')
+Retell::signed_headers($::body, secret => 'key-from-file')
 --- error_code: 200
 
 
@@ -155,7 +160,7 @@ location = /in {
     retell_webhook inbound;
 }"
 --- more_headers eval
-signed_headers($::body)
+Retell::signed_headers($::body)
 --- error_code: 200
 
 
@@ -163,7 +168,7 @@ signed_headers($::body)
 === TEST 14: the secret never reaches the error log, even at debug level
 --- log_level: debug
 --- more_headers eval
-signed_headers($::body, secret => 'wrong')
+Retell::signed_headers($::body, secret => 'wrong')
 --- error_code: 401
 --- no_error_log eval
 [qr/\Q$::secret\E/, qr/second-key-after-rotation/]
@@ -172,7 +177,7 @@ signed_headers($::body, secret => 'wrong')
 
 === TEST 15: the body is not logged with a 401
 --- more_headers eval
-signed_headers($::body, secret => 'wrong')
+Retell::signed_headers($::body, secret => 'wrong')
 --- error_code: 401
 --- no_error_log
 Dana Whitfield

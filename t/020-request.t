@@ -10,13 +10,18 @@ our $secret = $SECRET;
 sub req { my ($path, $body) = @_; return "POST $path\n$body" }
 
 # a ~200 KB transcript, to be spooled with client_body_buffer_size 8k
-our $big = sample('inbound-call_ended');
+our $big = Retell::sample('inbound-call_ended');
 my $line = "User: the quick brown fox jumps over the lazy dog, again.\\n";
 my $transcript = $line x (200_000 / length $line);
 $big =~ s/"transcript":"/"transcript":"$transcript/;
 
 add_block_preprocessor(sub {
     my $block = shift;
+
+    reset_db();
+
+    $block->set_value(http_config => pg_http_config())
+        unless defined $block->http_config;
 
     $block->set_value(config => <<"_EOC_") unless defined $block->config;
 location = /in {
@@ -49,9 +54,9 @@ Content-Type: application/json
 
 === TEST 2: PUT with a signed body is still 405
 --- request eval
-"PUT /in\n" . sample('inbound-call_started')
+"PUT /in\n" . Retell::sample('inbound-call_started')
 --- more_headers eval
-signed_headers(sample('inbound-call_started'))
+Retell::signed_headers(Retell::sample('inbound-call_started'))
 --- error_code: 405
 --- response_headers
 Allow: POST
@@ -66,9 +71,9 @@ Allow: POST
     retell_webhook_secret $::secret;
 }"
 --- request eval
-::req('/in', sample('inbound-call_ended'))
+::req('/in', Retell::sample('inbound-call_ended'))
 --- more_headers eval
-signed_headers(sample('inbound-call_ended'))
+Retell::signed_headers(Retell::sample('inbound-call_ended'))
 --- error_code: 413
 
 
@@ -77,7 +82,7 @@ signed_headers(sample('inbound-call_ended'))
 --- request eval
 ::req('/in', 'not json at all')
 --- more_headers eval
-signed_headers('not json at all')
+Retell::signed_headers('not json at all')
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
@@ -92,7 +97,7 @@ retell webhook rejected: body is not valid JSON
 --- request eval
 ::req('/in', '[{"event":"call_started"}]')
 --- more_headers eval
-signed_headers('[{"event":"call_started"}]')
+Retell::signed_headers('[{"event":"call_started"}]')
 --- error_code: 400
 --- response_body
 {"error":"invalid_payload","message":"body is not a JSON object"}
@@ -103,7 +108,7 @@ signed_headers('[{"event":"call_started"}]')
 --- request eval
 ::req('/in', '{"event":"call_started","call":{"agent_id":"a"}}')
 --- more_headers eval
-signed_headers('{"event":"call_started","call":{"agent_id":"a"}}')
+Retell::signed_headers('{"event":"call_started","call":{"agent_id":"a"}}')
 --- error_code: 400
 --- response_body
 {"error":"invalid_payload","message":"\"call.call_id\" is missing or empty"}
@@ -114,7 +119,7 @@ signed_headers('{"event":"call_started","call":{"agent_id":"a"}}')
 --- request eval
 ::req('/in', '{"event":"call_ended","call":{"call_id":"c1","duration_ms":"191000"}}')
 --- more_headers eval
-signed_headers('{"event":"call_ended","call":{"call_id":"c1","duration_ms":"191000"}}')
+Retell::signed_headers('{"event":"call_ended","call":{"call_id":"c1","duration_ms":"191000"}}')
 --- error_code: 400
 --- response_body
 {"error":"invalid_payload","message":"\"call.duration_ms\" must be an integer"}
@@ -125,7 +130,7 @@ signed_headers('{"event":"call_ended","call":{"call_id":"c1","duration_ms":"1910
 --- request eval
 ::req('/in', '{"event":"call_analyzed","call":{"call_id":"c1","call_analysis":{"call_successful":"yes"}}}')
 --- more_headers eval
-signed_headers('{"event":"call_analyzed","call":{"call_id":"c1","call_analysis":{"call_successful":"yes"}}}')
+Retell::signed_headers('{"event":"call_analyzed","call":{"call_id":"c1","call_analysis":{"call_successful":"yes"}}}')
 --- error_code: 400
 --- response_body_like: "call\.call_analysis\.call_successful\\" must be a boolean
 
@@ -136,7 +141,7 @@ signed_headers('{"event":"call_analyzed","call":{"call_id":"c1","call_analysis":
 my $b = '{"event":"call_started","call":{"call_id":"' . ('x' x 129) . '"}}';
 ::req('/in', $b)
 --- more_headers eval
-signed_headers('{"event":"call_started","call":{"call_id":"' . ('x' x 129) . '"}}')
+Retell::signed_headers('{"event":"call_started","call":{"call_id":"' . ('x' x 129) . '"}}')
 --- error_code: 400
 --- response_body_like: longer than 128 bytes
 
@@ -147,7 +152,7 @@ signed_headers('{"event":"call_started","call":{"call_id":"' . ('x' x 129) . '"}
 my $b = '{"event":"call_started","call":{"call_id":"c1","metadata":' . ('[' x 40) . (']' x 40) . '}}';
 ::req('/in', $b)
 --- more_headers eval
-signed_headers('{"event":"call_started","call":{"call_id":"c1","metadata":' . ('[' x 40) . (']' x 40) . '}}')
+Retell::signed_headers('{"event":"call_started","call":{"call_id":"c1","metadata":' . ('[' x 40) . (']' x 40) . '}}')
 --- error_code: 400
 --- response_body_like: nested deeper than 32 levels
 
@@ -164,7 +169,7 @@ signed_headers('{"event":"call_started","call":{"call_id":"c1","metadata":' . ('
 --- request eval
 ::req('/in', '{"event":"transcript_updated","call":{"call_id":"c1","transcript":"Agent: hi"}}')
 --- more_headers eval
-signed_headers('{"event":"transcript_updated","call":{"call_id":"c1","transcript":"Agent: hi"}}')
+Retell::signed_headers('{"event":"transcript_updated","call":{"call_id":"c1","transcript":"Agent: hi"}}')
 --- error_code: 204
 --- response_body
 
@@ -175,8 +180,8 @@ signed_headers('{"event":"transcript_updated","call":{"call_id":"c1","transcript
 [ ::req('/out', '{"event":"transfer_started","call":{"call_id":"c1"}}'),
   ::req('/out', '{"event":"call_exploded","call":{"call_id":"c1"}}') ]
 --- more_headers eval
-[ signed_headers('{"event":"transfer_started","call":{"call_id":"c1"}}'),
-  signed_headers('{"event":"call_exploded","call":{"call_id":"c1"}}') ]
+[ Retell::signed_headers('{"event":"transfer_started","call":{"call_id":"c1"}}'),
+  Retell::signed_headers('{"event":"call_exploded","call":{"call_id":"c1"}}') ]
 --- error_code eval
 [204, 204]
 
@@ -186,21 +191,21 @@ signed_headers('{"event":"transcript_updated","call":{"call_id":"c1","transcript
 --- request eval
 ::req('/in', '{"event":"transfer_started","call":{}}')
 --- more_headers eval
-signed_headers('{"event":"transfer_started","call":{}}')
+Retell::signed_headers('{"event":"transfer_started","call":{}}')
 --- error_code: 400
 
 
 
 === TEST 15: every sample is accepted on its endpoint
 --- request eval
-[ map { ::req(/^out/ ? '/out' : '/in', sample($_)) }
+[ map { ::req(/^out/ ? '/out' : '/in', Retell::sample($_)) }
   qw(inbound-call_started inbound-call_ended
      inbound-call_analyzed-action_required
      inbound-call_analyzed-voicemail-anonymous
      outbound-call_ended-no_answer outbound-call_ended-transfer
      outbound-call_analyzed-interested) ]
 --- more_headers eval
-[ map { signed_headers(sample($_)) }
+[ map { Retell::signed_headers(Retell::sample($_)) }
   qw(inbound-call_started inbound-call_ended
      inbound-call_analyzed-action_required
      inbound-call_analyzed-voicemail-anonymous
@@ -233,7 +238,7 @@ signed_headers('{"event":"transfer_started","call":{}}')
 --- request eval
 ::req('/in', $::big)
 --- more_headers eval
-signed_headers($::big)
+Retell::signed_headers($::big)
 --- error_code: 200
 --- response_body_like: "call_id":"call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617"
 --- error_log

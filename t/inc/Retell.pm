@@ -12,12 +12,121 @@ use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use Exporter 'import';
 
-our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO);
+our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
+                 pg_http_config dbh reset_db db_value db_row db_rows
+                 post post_start post_finish with_call_id pg_stop pg_start);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../..');
 our $SECRET = 'test-secret-0f8e2c';
 
+# the test cluster that t/run started (tools/pg-cluster)
+our $PG = $ENV{TEST_NGINX_PG_CONNINFO}
+          // 'host=127.0.0.1 port=15432 user=postgres dbname=retell_test';
+
 sub now_ms { int(Time::HiRes::time() * 1000) }
+
+sub pg_http_config { return qq{retell_postgres "$PG";\n} }
+
+my $dbh;
+
+sub dbh {
+    return $dbh if $dbh && $dbh->ping;
+    require DBI;
+    my %kv = map { split /=/, $_, 2 } split ' ', $PG;
+    my $user = delete $kv{user} // 'postgres';
+    my $dsn = 'dbi:Pg:' . join ';', map { "$_=$kv{$_}" } sort keys %kv;
+    $dbh = DBI->connect($dsn, $user, '',
+                        { RaiseError => 1, AutoCommit => 1, PrintError => 0,
+                          pg_server_prepare => 0 });
+    $dbh->do('SET client_min_messages = warning');
+    return $dbh;
+}
+
+sub db_value { my ($sql, @bind) = @_; return (dbh()->selectrow_array($sql, undef, @bind))[0] }
+sub db_row { my ($sql, @bind) = @_; return dbh()->selectrow_hashref($sql, undef, @bind) }
+sub db_rows { my ($sql, @bind) = @_; return dbh()->selectall_arrayref($sql, { Slice => {} }, @bind) }
+
+# Empty tables and the companies and agents the samples route to:
+#   1 Parkview  notifications on, two valid recipients and one invalid
+#   2 Quiet     notifications off
+#   3 Nobody    notifications on, no valid recipient
+sub reset_db {
+    my $db = dbh();
+    $db->do('TRUNCATE retell.email_outbox, retell.webhook_events,
+                      retell.tickets, retell.calls, retell.customers,
+                      retell.agents, retell.companies RESTART IDENTITY');
+    $db->do(q{INSERT INTO retell.companies
+                  (id, name, email_notifications_enabled, email_recipients)
+              VALUES (1, 'Parkview', true,
+                      '{ops@parkview.test,"not an address",leasing@parkview.test}'),
+                     (2, 'Quiet', false, '{ops@quiet.test}'),
+                     (3, 'Nobody', true, '{nobody,"@bad"}')});
+    $db->do(q{SELECT setval('retell.companies_id_seq', 3)});
+    $db->do(q{INSERT INTO retell.agents VALUES
+                  ('agent_8a1b2c3d4e5f60718293a4b5', 1),
+                  ('agent_2f3e4d5c6b7a8091a2b3c4d5', 1),
+                  ('agent_quiet', 2), ('agent_nobody', 3)});
+}
+
+# a sample with another call_id (and optionally other fields replaced)
+sub with_call_id {
+    my ($body, $call_id, %set) = @_;
+    $body =~ s/"call_id":"[^"]*"/"call_id":"$call_id"/;
+    while (my ($k, $v) = each %set) {
+        $body =~ s/"$k":("[^"]*"|[^,}]*)/"$k":$v/ or die "no $k in body";
+    }
+    return $body;
+}
+
+# POST a signed body to the test nginx from Perl, for steps between or
+# around Test::Nginx requests; returns (status, body, elapsed seconds)
+sub post {
+    my ($path, $body, %opt) = @_;
+    my $t0 = Time::HiRes::time();
+    my $sock = post_start($path, $body, %opt);
+    my ($status, $resp) = post_finish($sock);
+    return ($status, $resp, Time::HiRes::time() - $t0);
+}
+
+sub post_start {
+    my ($path, $body, %opt) = @_;
+    require IO::Socket::INET;
+    my $port = $opt{port} // $ENV{TEST_NGINX_SERVER_PORT}
+               // $ENV{TEST_NGINX_PORT} // 1984;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port, Timeout => 10)
+        or die "connect to nginx: $!";
+    my $sig = exists $opt{signature} ? $opt{signature} : sign($body, %opt);
+    print $sock "POST $path HTTP/1.0\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\n"
+        . (defined $sig ? "X-Retell-Signature: $sig\r\n" : '')
+        . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
+    return $sock;
+}
+
+sub post_finish {
+    my ($sock) = @_;
+    local $/;
+    my $resp = <$sock> // '';
+    close $sock;
+    my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
+    my ($content) = $resp =~ /\r\n\r\n(.*)\z/s;
+    return ($status // 0, $content // '');
+}
+
+# stop and start the test cluster, for outage tests
+sub pg_stop {
+    system("$REPO/tools/pg-cluster", 'stop', $ENV{TEST_NGINX_PG_DIR}) == 0
+        or die "pg-cluster stop failed";
+    undef $dbh;
+}
+
+sub pg_start {
+    my ($port) = $PG =~ /port=(\d+)/;
+    my ($db) = $PG =~ /dbname=(\S+)/;
+    system("$REPO/tools/pg-cluster", 'start', $ENV{TEST_NGINX_PG_DIR}, $port,
+           $db) == 0 or die "pg-cluster start failed";
+}
 
 # a sample body from t/samples, without the file's trailing line end
 sub sample {
