@@ -1,0 +1,100 @@
+# Configuration errors fail "nginx -t" with a clear message (SPEC
+# section 8); a complete configuration passes.
+use strict;
+use warnings;
+use lib 't/inc';
+use Test::More;
+use File::Temp qw(tempdir);
+use Retell;
+
+my $nginx = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
+my $module = $ENV{TEST_NGINX_LOAD_MODULES}
+             // "$REPO/build/nginx/objs/ngx_http_retell_module.so";
+
+sub nginx_t {
+    my ($http, $location) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+load_module $module;
+error_log $dir/logs/error.log;
+pid $dir/logs/nginx.pid;
+events {}
+http {
+    $http
+    server {
+        listen 127.0.0.1:1;
+        location = /hook {
+            $location
+        }
+    }
+}
+_EOC_
+    close $fh;
+    my $out = `$nginx -t -p $dir -c $dir/nginx.conf 2>&1`;
+    return ($? == 0, $out);
+}
+
+my $pg = 'retell_postgres "host=127.0.0.1 port=5432 dbname=x";';
+
+my @cases = (
+    [ 'complete configuration', $pg,
+      'retell_webhook inbound; retell_webhook_secret k;', 1,
+      qr/test is successful/ ],
+    [ 'no secret', $pg, 'retell_webhook inbound;', 0,
+      qr/"retell_webhook" requires "retell_webhook_secret" or "retell_webhook_secret_file"/ ],
+    [ 'no conninfo', '', 'retell_webhook inbound; retell_webhook_secret k;',
+      0, qr/"retell_webhook" requires "retell_postgres" in the http block/ ],
+    [ 'bad direction', $pg, 'retell_webhook sideways; retell_webhook_secret k;',
+      0, qr/invalid value "sideways" in "retell_webhook" directive, it must be "inbound" or "outbound"/ ],
+    [ 'duplicate retell_webhook', $pg,
+      'retell_webhook inbound; retell_webhook outbound; retell_webhook_secret k;',
+      0, qr/"retell_webhook" directive is duplicate/ ],
+    [ 'bad conninfo', 'retell_postgres "host=127.0.0.1 nonsense=1";',
+      'retell_webhook inbound; retell_webhook_secret k;', 0,
+      qr/invalid "retell_postgres" connection string: invalid connection option "nonsense"/ ],
+    [ 'empty secret', $pg, 'retell_webhook inbound; retell_webhook_secret "";',
+      0, qr/the Retell webhook secret must not be empty/ ],
+    [ 'missing secret file', $pg,
+      'retell_webhook inbound; retell_webhook_secret_file /nonexistent/retell.key;',
+      0, qr/open\(\) "\/nonexistent\/retell.key" failed/ ],
+    [ 'bad tolerance', $pg,
+      'retell_webhook inbound; retell_webhook_secret k; retell_signature_tolerance soon;',
+      0, qr/"retell_signature_tolerance" directive invalid value/ ],
+    [ 'pool of zero', "$pg retell_postgres_pool 0;",
+      'retell_webhook inbound; retell_webhook_secret k;', 0,
+      qr/value must be between 1 and 1024 in .*nginx.conf:6/ ],
+    [ 'company zero', $pg,
+      'retell_webhook inbound; retell_webhook_secret k; retell_company 0;', 0,
+      qr/value must be between 1 and \d+ in .*nginx.conf:10/ ],
+    [ 'country code 1000', $pg,
+      'retell_webhook inbound; retell_webhook_secret k; retell_default_country_code 1000;',
+      0, qr/value must be between 1 and 999 in .*nginx.conf:10/ ],
+    [ 'retell_postgres outside http', '',
+      'retell_postgres "host=x"; retell_webhook inbound; retell_webhook_secret k;',
+      0, qr/"retell_postgres" directive is not allowed here/ ],
+    [ 'a location without retell_webhook needs nothing', '', 'return 204;', 1,
+      qr/test is successful/ ],
+);
+
+for my $c (@cases) {
+    my ($name, $http, $location, $ok, $re) = @$c;
+    my ($passed, $out) = nginx_t($http, $location);
+    is($passed ? 1 : 0, $ok, "$name: nginx -t " . ($ok ? 'passes' : 'fails'));
+    like($out, $re, "$name: message");
+}
+
+# an empty secret file
+{
+    my $dir = tempdir(CLEANUP => 1);
+    open my $fh, '>', "$dir/empty.key" or die $!;
+    print $fh "\n";
+    close $fh;
+    my ($passed, $out) = nginx_t($pg,
+        "retell_webhook inbound; retell_webhook_secret_file $dir/empty.key;");
+    ok(!$passed, 'empty secret file: nginx -t fails');
+    like($out, qr/secret file ".*empty.key" is empty/, 'empty secret file: message');
+}
+
+done_testing();
