@@ -14,7 +14,9 @@ use Exporter 'import';
 
 our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  pg_http_config dbh reset_db db_value db_row db_rows
-                 post post_start post_finish with_call_id pg_stop pg_start);
+                 post post_start post_finish with_call_id pg_stop pg_start
+                 event_body concurrent_posts db_check_hook
+                 deliveries_to_requests mark_log block_log);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../..');
 our $SECRET = 'test-secret-0f8e2c';
@@ -76,6 +78,74 @@ sub with_call_id {
         $body =~ s/"$k":("[^"]*"|[^,}]*)/"$k":$v/ or die "no $k in body";
     }
     return $body;
+}
+
+# a compact delivery: event_body('call_analyzed', 'call_x', inbound => 1,
+# call_analysis => {...}, ...); inbound or outbound picks the numbers
+sub event_body {
+    my ($event, $call_id, %call) = @_;
+    require JSON::PP;
+    my $outbound = delete $call{outbound};
+    delete $call{inbound};
+    my %base = $outbound
+        ? (agent_id => 'agent_2f3e4d5c6b7a8091a2b3c4d5',
+           direction => 'outbound', from_number => '+14155550199',
+           to_number => '+1 510 555 0148')
+        : (agent_id => 'agent_8a1b2c3d4e5f60718293a4b5',
+           direction => 'inbound', from_number => '+1 (415) 555-0134',
+           to_number => '+14155550100');
+    my $call = { call_id => $call_id, %base, %call };
+    delete $call->{$_} for grep { !defined $call->{$_} } keys %$call;
+    return JSON::PP->new->canonical->encode({ event => $event,
+                                              call => $call });
+}
+
+# sends every request before reading any answer, so nginx has them all
+# in flight at once; returns [status, body] per request, in order
+sub concurrent_posts {
+    my (@reqs) = @_;
+    my @socks = map { post_start(@$_) } @reqs;
+    return map { [ post_finish($_) ] } @socks;
+}
+
+# error.log lines written since mark_log() (called by preprocessors)
+my $log_mark = 0;
+
+sub error_log_path {
+    return ($ENV{TEST_NGINX_SERVROOT} // "$REPO/t/servroot") . '/logs/error.log';
+}
+
+sub mark_log { $log_mark = -s error_log_path() // 0 }
+
+sub block_log {
+    open my $fh, '<', error_log_path() or return '';
+    my $size = -s $fh;
+    seek $fh, ($size >= $log_mark ? $log_mark : 0), 0;
+    local $/;
+    return <$fh> // '';
+}
+
+# A block's "--- deliveries eval", [[path, body, %sign_options], ...],
+# becomes its signed requests
+sub deliveries_to_requests {
+    my ($block) = @_;
+    my $d = $block->deliveries or return;
+    $block->set_value(request => [ map { "POST $_->[0]\n$_->[1]" } @$d ]);
+    $block->set_value(more_headers =>
+        [ map { my ($p, $b, %o) = @$_; signed_headers($b, %o) } @$d ]);
+}
+
+# For add_response_body_check: runs a block's "--- db_check" Perl code
+# once its last request is answered, with $::body the last answer.
+sub db_check_hook {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $code = $block->db_check or return;
+    my $n = ref $block->request ? scalar @{ $block->request } : 1;
+    return if $dry_run || $req_idx != $n - 1;
+    local $::body = $body;
+    local $::name = $block->name;
+    eval "package main; no strict; $code; 1"
+        or Test::More::fail($block->name . " - db_check died: $@");
 }
 
 # POST a signed body to the test nginx from Perl, for steps between or

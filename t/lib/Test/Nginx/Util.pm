@@ -43,7 +43,7 @@ our $CheckAccumErrLog = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our ($ServerAddr, $ServerName) = ('127.0.0.1', 'localhost');
 our ($RepeatEach, $Workers, $WorkerConnections, $NoRootLocation) = (1, 1, 64, 0);
 our ($ConfigPreamble, $NoLongString) = ('', undef);
-our ($RunTestHelper, $CheckErrorLog, $NginxVersion, $NginxConfigureArgs, $PrevConfig);
+our ($RunTestHelper, $NginxVersion, $NginxConfigureArgs, $PrevConfig);
 our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers);
 our ($ErrLogFilePos, $ErrLogEnd) = (0, 0);
 our $MainPid = $$;    # END must not act in forked children
@@ -261,16 +261,13 @@ sub write_config_file ($$) {
             || ($m ne 'client_body' && ($NginxConfigureArgs // '') =~ /--without-http_${m}_module/);
         $temp_paths .= "    ${m}_temp_path $ServRoot/${m}_temp;\n";
     }
-    my $env = join '', map { /\s/ ? "env '$_';\n" : "env $_;\n" }
-        qw(MOCKEAGAIN_VERBOSE MOCKEAGAIN MOCKEAGAIN_WRITE_TIMEOUT_PATTERN LD_PRELOAD
-           LD_LIBRARY_PATH DYLD_INSERT_LIBRARIES DYLD_FORCE_FLAT_NAMESPACE), @EnvToNginx;
+    my $env = join '', map { /\s/ ? "env '$_';\n" : "env $_;\n" } @EnvToNginx;
     my $root_location = $NoRootLocation ? '' : <<_EOC_;
         location / {
             root $HtmlDir;
             index index.html index.htm;
         }
 _EOC_
-    my $use_event = $ENV{TEST_NGINX_EVENT_TYPE} ? "    use $ENV{TEST_NGINX_EVENT_TYPE};\n" : '';
     my $user = $ENV{TEST_NGINX_WORKER_USER} ? "user $ENV{TEST_NGINX_WORKER_USER};\n"
              : $> == 0 ? "user root;\n" : '';    # as root, like the real one
 
@@ -298,13 +295,8 @@ $http_config
 
         client_max_body_size 30M;
 
-        # Begin preamble config...
 $ConfigPreamble
-        # End preamble config...
-
-        # Begin test case config...
 $config
-        # End test case config.
 
 $root_location    }
 }
@@ -315,10 +307,7 @@ events {
     accept_mutex off;
 
     worker_connections  $WorkerConnections;
-$use_event}
-env ASAN_OPTIONS;
-env MOCKNOEAGAIN_VERBOSE;
-env MOCKNOEAGAIN;
+}
 $user
 _EOC_
     close $out;
@@ -398,10 +387,6 @@ sub run_test ($) {
         start_nginx($name);
     }
 
-    if ($block->init) {
-        eval $block->init;
-        bail_out("$name - init failed: $@") if $@;
-    }
     $ErrLogFilePos = $ErrLogEnd = 0;
     for my $i (0 .. $RepeatEach - 1) {
         if (defined $tests_to_skip) {

@@ -1,0 +1,420 @@
+# Deliveries applied to PostgreSQL (SPEC sections 4 and 5): customers,
+# calls, tickets, webhook_events and email_outbox rows, checked with DBI.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+use JSON::PP ();
+use Digest::SHA ();
+
+our $in = '/in';
+our $out = '/out';
+our $secret = $SECRET;
+
+sub R { Retell::sample(@_) }
+sub B { Retell::event_body(@_) }
+sub C { Retell::with_call_id(@_) }
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    reset_db();
+    mark_log();
+    deliveries_to_requests($block);
+
+    $block->set_value(http_config => pg_http_config()
+                                     . ($block->extra_http_config // ''))
+        unless defined $block->http_config;
+
+    $block->set_value(config => <<"_EOC_") unless defined $block->config;
+location = /in {
+    retell_webhook inbound;
+    retell_webhook_secret $secret;
+    @{[ $block->extra_config // '' ]}
+}
+location = /out {
+    retell_webhook outbound;
+    retell_webhook_secret $secret;
+    @{[ $block->extra_config // '' ]}
+}
+_EOC_
+});
+
+add_response_body_check(\&db_check_hook);
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: inbound call_started: customer, call, ticket new, no email
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- response_body_like: ^\{"event":"call_started","call_id":"call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617","ticket_id":\d+,"ticket_status":"new","email":"none","duplicate":false\}$
+--- db_check
+my $cu = db_row('SELECT * FROM retell.customers');
+is($cu->{phone_e164}, '+14155550134', "$name: customer e164");
+is($cu->{phone_display}, '(415) 555-0134', "$name: customer display");
+is($cu->{phone_raw}, '+1 (415) 555-0134', "$name: customer raw");
+is($cu->{name}, 'Dana Whitfield', "$name: customer name from dynamic variables");
+is($cu->{company_id}, 1, "$name: customer company");
+my $c = db_row('SELECT * FROM retell.calls');
+is($c->{call_id}, 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617', "$name: call id");
+is($c->{customer_id}, $cu->{id}, "$name: call customer");
+is($c->{direction}, 'inbound', "$name: direction");
+is($c->{call_status}, 'ongoing', "$name: call status");
+is($c->{customer_phone_display}, '(415) 555-0134', "$name: call display");
+is(db_value(q{SELECT extract(epoch FROM started_at)::bigint FROM retell.calls}), 1763923200, "$name: started_at");
+ok(!$c->{analyzed} && !$c->{transferred} && !defined $c->{action_required}, "$name: facts");
+my $t = db_row('SELECT * FROM retell.tickets');
+is($t->{status}, 'new', "$name: ticket status");
+is($t->{status_source}, 'retell', "$name: ticket source");
+is($t->{customer_id}, $cu->{id}, "$name: ticket customer");
+is(db_value('SELECT count(*) FROM retell.webhook_events WHERE applied_at IS NOT NULL'), 1, "$name: event stored");
+is(db_value(q{SELECT payload->>'event' FROM retell.webhook_events}), 'call_started', "$name: payload stored");
+is(db_value(q{SELECT encode(payload_sha256, 'hex') FROM retell.webhook_events}),
+   Digest::SHA::sha256_hex(::R('inbound-call_started')), "$name: payload digest");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: inbound started, ended, analyzed with action_required "true": new, one email
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ],
+  [ '/in', ::R('inbound-call_ended') ],
+  [ '/in', ::R('inbound-call_analyzed-action_required') ] ]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[ qr/"ticket_status":"new","email":"none"/,
+  qr/"ticket_status":"new","email":"none"/,
+  qr/"ticket_status":"new","email":"queued","duplicate":false/ ]
+--- db_check
+my $c = db_row('SELECT * FROM retell.calls');
+is($c->{call_status}, 'ended', "$name: call status");
+is($c->{disconnection_reason}, 'user_hangup', "$name: reason");
+is($c->{duration_ms}, 191000, "$name: duration");
+like($c->{transcript}, qr/kitchen sink in unit 4B/, "$name: transcript");
+like($c->{call_summary}, qr/slow leak/, "$name: summary");
+is($c->{user_sentiment}, 'Neutral', "$name: sentiment");
+ok($c->{call_successful} && !$c->{in_voicemail}, "$name: analysis booleans");
+ok($c->{analyzed} && $c->{action_required}, "$name: analyzed, action required");
+is(db_value(q{SELECT custom_analysis_data->>'urgency' FROM retell.calls}), 'same day', "$name: business data");
+is(db_value(q{SELECT collected_dynamic_variables->>'unit' FROM retell.calls}), '4B', "$name: collected variables");
+is(db_value('SELECT status FROM retell.tickets'), 'new', "$name: ticket");
+my $o = db_rows('SELECT * FROM retell.email_outbox');
+is(scalar @$o, 1, "$name: one email");
+is($o->[0]{reason}, 'action_required', "$name: reason");
+is($o->[0]{status}, 'pending', "$name: pending");
+is_deeply($o->[0]{recipients}, ['ops@parkview.test', 'leasing@parkview.test'], "$name: valid recipients only");
+is(db_value('SELECT count(*) FROM retell.customers'), 1, "$name: one customer");
+is(db_value('SELECT count(*) FROM retell.webhook_events'), 3, "$name: three events");
+like(block_log(), qr/\[warn\] .*retell call "call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617": invalid email recipients dropped: \{"not an address"\}/, "$name: invalid recipient logged");
+
+
+
+=== TEST 3: inbound action_required false closes the ticket, no email
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ],
+  [ '/in', ::C(::R('inbound-call_analyzed-action_required'), 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617', action_required => '" False "') ] ]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[ qr/"ticket_status":"new"/, qr/"ticket_status":"closed","email":"none"/ ]
+--- db_check
+is(db_value('SELECT status FROM retell.tickets'), 'closed', "$name: closed");
+is(db_value('SELECT action_required::text FROM retell.calls'), 'false', "$name: fact");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+
+
+
+=== TEST 4: inbound analyzed without action_required: standard qualification
+--- deliveries eval
+[ [ '/in', ::B('call_analyzed', 'q1', call_analysis => { call_successful => JSON::PP::false(), custom_analysis_data => { lead_qualified => JSON::PP::true() } }) ],
+  [ '/in', ::B('call_analyzed', 'q2', call_analysis => { call_successful => JSON::PP::true(), custom_analysis_data => { qualified => 'TRUE' } }) ],
+  [ '/in', ::B('call_analyzed', 'r1', call_analysis => { call_successful => JSON::PP::true(), custom_analysis_data => { qualified => JSON::PP::false() } }) ],
+  [ '/in', ::B('call_analyzed', 'c1', call_analysis => { call_successful => JSON::PP::false() }) ],
+  [ '/in', ::B('call_analyzed', 'c2', call_analysis => { custom_analysis_data => { action_required => 'maybe' } }) ],
+  [ '/in', ::B('call_ended', 'n1', disconnection_reason => 'user_hangup') ] ]
+--- error_code eval
+[ (200) x 6 ]
+--- response_body_like eval
+[ qr/"ticket_status":"qualified","email":"none"/,
+  qr/"ticket_status":"qualified"/,
+  qr/"ticket_status":"resolved"/,
+  qr/"ticket_status":"contacted"/,
+  qr/"ticket_status":"contacted"/,
+  qr/"ticket_status":"new"/ ]
+--- db_check
+is_deeply(db_rows('SELECT call_id, status FROM retell.tickets ORDER BY call_id'),
+          [ { call_id => 'c1', status => 'contacted' }, { call_id => 'c2', status => 'contacted' },
+            { call_id => 'n1', status => 'new' }, { call_id => 'q1', status => 'qualified' },
+            { call_id => 'q2', status => 'qualified' }, { call_id => 'r1', status => 'resolved' } ],
+          "$name: statuses");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+like(block_log(), qr/\[info\] .*retell call "c2": action_required is neither true nor false, treated as absent/, "$name: unusable value logged");
+
+
+
+=== TEST 5: inbound transfer: new and an email with reason call_transfer
+--- deliveries eval
+[ [ '/in', ::B('call_ended', 'x1', disconnection_reason => 'call_transfer', transfer_destination => '+14155550111') ],
+  [ '/in', ::B('call_analyzed', 'x1', disconnection_reason => 'call_transfer', call_analysis => { custom_analysis_data => { action_required => JSON::PP::false() } }) ] ]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[ qr/"ticket_status":"new","email":"queued"/, qr/"ticket_status":"new","email":"queued"/ ]
+--- db_check
+is(db_value('SELECT reason FROM retell.email_outbox'), 'call_transfer', "$name: reason");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 1, "$name: one email");
+is(db_value('SELECT transfer_destination FROM retell.calls'), '+14155550111', "$name: destination");
+
+
+
+=== TEST 6: outbound samples: closed unless transfer or action required; customer from to_number
+--- deliveries eval
+[ [ '/out', ::R('outbound-call_ended-no_answer') ],
+  [ '/out', ::R('outbound-call_ended-transfer') ],
+  [ '/out', ::R('outbound-call_analyzed-interested') ],
+  [ '/out', ::B('call_started', 'o1', outbound => 1) ],
+  [ '/out', ::B('call_analyzed', 'o2', outbound => 1, call_analysis => { call_successful => JSON::PP::true(), custom_analysis_data => { qualified => JSON::PP::true() } }) ],
+  [ '/out', ::B('call_analyzed', 'o3', outbound => 1, call_analysis => { custom_analysis_data => { action_required => 'false' } }) ] ]
+--- error_code eval
+[ (200) x 6 ]
+--- response_body_like eval
+[ qr/"ticket_status":"closed","email":"none"/,
+  qr/"ticket_status":"new","email":"queued"/,
+  qr/"ticket_status":"new","email":"queued"/,
+  qr/"ticket_status":"closed","email":"none"/,
+  qr/"ticket_status":"closed","email":"none"/,
+  qr/"ticket_status":"closed","email":"none"/ ]
+--- db_check
+my %t = map { $_->{call_id} => $_->{status} } @{ db_rows('SELECT call_id, status FROM retell.tickets') };
+is($t{call_0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b}, 'closed', "$name: no answer closed");
+is($t{call_3b2a1908f7e6d5c4b3a2918f7e6d5c4b}, 'new', "$name: transfer new");
+is($t{call_7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1}, 'new', "$name: interested new");
+is_deeply(db_rows('SELECT call_id, reason FROM retell.email_outbox ORDER BY call_id'),
+          [ { call_id => 'call_3b2a1908f7e6d5c4b3a2918f7e6d5c4b', reason => 'call_transfer' },
+            { call_id => 'call_7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1', reason => 'action_required' } ],
+          "$name: emails");
+my %cu = map { $_->{phone_raw} => $_ } @{ db_rows('SELECT * FROM retell.customers') };
+is($cu{'650.555.0172'}{phone_e164}, '+16505550172', "$name: no-answer customer e164");
+is($cu{'650.555.0172'}{phone_display}, '(650) 555-0172', "$name: no-answer display");
+is($cu{'650.555.0172'}{name}, 'Luis Ortega', "$name: no-answer name");
+is($cu{'+44 20 7946 0321'}{phone_e164}, '+442079460321', "$name: UK e164");
+is($cu{'+44 20 7946 0321'}{phone_display}, '+44 2079460321', "$name: UK display");
+is($cu{'+1-510-555-0148'}{phone_display}, '(510) 555-0148', "$name: transfer display");
+is(db_value(q{SELECT count(*) FROM retell.customers WHERE phone_e164 = '+14155550199'}), 0, "$name: the agent's number is no customer");
+my $c = db_row(q{SELECT * FROM retell.calls WHERE call_id = 'call_0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b'});
+is($c->{call_status}, 'not_connected', "$name: unanswered call kept");
+is($c->{from_number}, '+14155550199', "$name: agent number in from_number");
+
+
+
+=== TEST 7: anonymous caller: no customer, the raw number shown
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_analyzed-voicemail-anonymous') ] ]
+--- error_code: 200
+--- response_body_like: "ticket_status":"contacted","email":"none"
+--- db_check
+is(db_value('SELECT count(*) FROM retell.customers'), 0, "$name: no customer");
+my $t = db_row('SELECT * FROM retell.tickets');
+ok(!defined $t->{customer_id}, "$name: ticket without customer");
+my $c = db_row('SELECT * FROM retell.calls');
+ok(!defined $c->{customer_id}, "$name: call without customer");
+is($c->{customer_phone_display}, 'anonymous', "$name: shown as given");
+is(db_value('SELECT customer_phone_display FROM retell.call_records'), 'anonymous', "$name: in call_records");
+
+
+
+=== TEST 8: unanswered outbound call with no call_started: ended then analyzed
+--- deliveries eval
+[ [ '/out', ::R('outbound-call_ended-no_answer') ],
+  [ '/out', ::B('call_analyzed', 'call_0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b', outbound => 1, to_number => '650.555.0172', disconnection_reason => 'dial_no_answer', call_status => 'not_connected', call_analysis => { in_voicemail => JSON::PP::false(), call_successful => JSON::PP::false() }) ] ]
+--- error_code eval
+[200, 200]
+--- db_check
+is(db_value('SELECT count(*) FROM retell.calls'), 1, "$name: one call");
+is(db_value('SELECT status FROM retell.tickets'), 'closed', "$name: closed");
+is(db_value('SELECT count(*) FROM retell.customers'), 1, "$name: one customer");
+ok(db_value('SELECT analyzed FROM retell.calls'), "$name: analyzed");
+
+
+
+=== TEST 9: later events fill facts and never erase them
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_ended') ],
+  [ '/in', ::R('inbound-call_started') ],
+  [ '/in', ::B('call_ended', 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617', start_timestamp => 1763923299000, transcript => undef, recording_url => '', call_status => 'ended') ] ]
+--- error_code eval
+[200, 200, 200]
+--- db_check
+my $c = db_row('SELECT *, extract(epoch FROM started_at)::bigint AS started FROM retell.calls');
+is($c->{call_status}, 'ended', "$name: a late call_started does not reopen the call");
+is($c->{started}, 1763923200, "$name: started_at keeps the first value");
+like($c->{transcript}, qr/kitchen sink/, "$name: transcript not blanked");
+like($c->{recording_url}, qr/recording\.wav$/, "$name: an empty string erases nothing");
+is(db_value('SELECT count(*) FROM retell.webhook_events'), 3, "$name: three distinct deliveries");
+
+
+
+=== TEST 10: a delivery repeated 3 times: one effect, then duplicates
+--- deliveries eval
+[ ([ '/in', ::R('inbound-call_analyzed-action_required') ]) x 3 ]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[ qr/"email":"queued","duplicate":false/, qr/"ticket_status":"new","email":"queued","duplicate":true/, qr/"duplicate":true/ ]
+--- db_check
+is(db_value('SELECT count(*) FROM retell.webhook_events'), 1, "$name: one event row");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 1, "$name: one email");
+is(db_value('SELECT count(*) FROM retell.tickets'), 1, "$name: one ticket");
+
+
+
+=== TEST 11: 10 identical deliveries at once produce one effect
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $body = ::R('inbound-call_analyzed-action_required');
+my @res = concurrent_posts(map { ['/in', $body] } 1 .. 10);
+is_deeply([ map { $_->[0] } @res ], [ (200) x 10 ], "$name: all answered 200");
+is(scalar(grep { $_->[1] =~ /"duplicate":false/ } @res), 1, "$name: exactly one applied");
+is(scalar(grep { $_->[1] =~ /"duplicate":true/ } @res), 9, "$name: nine duplicates");
+is(db_value('SELECT count(*) FROM retell.webhook_events'), 2, "$name: two event rows");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 1, "$name: one email");
+# and the three events of one call at once, on other calls
+my @three = map { my $id = "race$_"; map { ['/in', ::C(::R($_), $id)] }
+                  qw(inbound-call_started inbound-call_ended inbound-call_analyzed-action_required) } 1 .. 3;
+@res = concurrent_posts(@three);
+is_deeply([ map { $_->[0] } @res ], [ (200) x 9 ], "$name: events of one call at once");
+is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'race%' AND status = 'new'}), 3, "$name: tickets");
+is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE call_id LIKE 'race%'}), 3, "$name: one email each");
+is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id LIKE 'race%' AND analyzed AND transcript IS NOT NULL AND started_at IS NOT NULL}), 3, "$name: facts merged");
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: staff win: a status set by staff is never changed by events
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+dbh()->do(q{UPDATE retell.tickets SET status = 'contacted', status_source = 'staff'});
+my ($s, $b) = post('/in', ::R('inbound-call_analyzed-action_required'));
+is($s, 200, "$name: applied");
+like($b, qr/"ticket_status":"contacted"/, "$name: answer shows the staff status");
+is(db_value('SELECT status FROM retell.tickets'), 'contacted', "$name: status kept");
+ok(db_value('SELECT action_required FROM retell.calls'), "$name: facts still recorded");
+
+
+
+=== TEST 13: unknown agent without retell_company: 202, stored unapplied, applied once mapped
+--- deliveries eval
+[ [ '/in', ::C(::R('inbound-call_started'), 'u1', agent_id => '"agent_unknown"') ] ]
+--- error_code: 202
+--- response_body_like: ^\{"event":"call_started","call_id":"u1","ticket_id":null,"ticket_status":null,"email":"none","duplicate":false,"routed":false\}$
+--- db_check
+my $w = db_row('SELECT * FROM retell.webhook_events');
+ok(!defined $w->{company_id} && !defined $w->{applied_at}, "$name: stored unapplied");
+is(db_value('SELECT count(*) FROM retell.calls'), 0, "$name: no call");
+is(db_value('SELECT count(*) FROM retell.tickets'), 0, "$name: no ticket");
+my $body = ::C(::R('inbound-call_started'), 'u1', agent_id => '"agent_unknown"');
+my ($s) = post('/in', $body);
+is($s, 202, "$name: still unrouted on a retry");
+dbh()->do(q{INSERT INTO retell.agents VALUES ('agent_unknown', 2)});
+my ($s2, $b2) = post('/in', $body);
+is($s2, 200, "$name: replayed once the agent is mapped");
+like($b2, qr/"ticket_status":"new","email":"none","duplicate":false/, "$name: applied");
+is(db_value('SELECT company_id FROM retell.calls'), 2, "$name: routed to the mapped company");
+is(db_value('SELECT count(*) FROM retell.webhook_events WHERE applied_at IS NOT NULL'), 1, "$name: one event row, applied");
+my ($s3, $b3) = post('/in', $body);
+like($b3, qr/"duplicate":true/, "$name: then a duplicate");
+--- error_log
+belongs to no company; delivery stored unapplied
+
+
+
+=== TEST 14: unknown agent with retell_company: routed there; notifications off
+--- extra_config
+retell_company 2;
+--- deliveries eval
+[ [ '/in', ::C(::R('inbound-call_analyzed-action_required'), 'u2', agent_id => '"agent_unknown"') ] ]
+--- error_code: 200
+--- response_body_like: "ticket_status":"new","email":"disabled"
+--- db_check
+is(db_value('SELECT company_id FROM retell.tickets'), 2, "$name: company");
+is(db_value('SELECT company_id FROM retell.customers'), 2, "$name: customer company");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+
+
+
+=== TEST 15: a mapped agent wins over retell_company; no valid recipient means no email
+--- extra_config
+retell_company 2;
+--- deliveries eval
+[ [ '/in', ::C(::R('inbound-call_analyzed-action_required'), 'n3', agent_id => '"agent_nobody"') ] ]
+--- error_code: 200
+--- response_body_like: "email":"no_recipients"
+--- db_check
+is(db_value('SELECT company_id FROM retell.tickets'), 3, "$name: the agent's company");
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+--- error_log
+invalid email recipients dropped: {nobody,@bad}
+
+
+
+=== TEST 16: rejected requests write nothing
+--- request eval
+[ "POST /in\n" . ::R('inbound-call_started'),
+  "POST /in\n" . ::R('inbound-call_started'),
+  "POST /in\nnot json",
+  "POST /in\n{\"event\":\"transcript_updated\",\"call\":{\"call_id\":\"c\"}}",
+  "GET /in" ]
+--- more_headers eval
+[ "X-Retell-Signature: v=1,d=" . ('0' x 64),
+  Retell::signed_headers(::R('inbound-call_started'), offset => -600_000),
+  Retell::signed_headers('not json'),
+  Retell::signed_headers("{\"event\":\"transcript_updated\",\"call\":{\"call_id\":\"c\"}}"),
+  "" ]
+--- error_code eval
+[401, 401, 400, 204, 405]
+--- db_check
+for my $t (qw(customers calls tickets webhook_events email_outbox)) {
+    is(db_value("SELECT count(*) FROM retell.$t"), 0, "$name: no $t rows");
+}
+
+
+
+=== TEST 17: archived calls are missing from call_records
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ],
+  [ '/out', ::R('outbound-call_ended-transfer') ] ]
+--- error_code eval
+[200, 200]
+--- db_check
+is(db_value('SELECT count(*) FROM retell.call_records'), 2, "$name: both listed");
+dbh()->do(q{UPDATE retell.calls SET archived_at = now() WHERE call_id = 'call_3b2a1908f7e6d5c4b3a2918f7e6d5c4b'});
+is_deeply(db_rows('SELECT call_id, ticket_status, customer_name, customer_phone_display FROM retell.call_records'),
+          [ { call_id => 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617', ticket_status => 'new',
+              customer_name => 'Dana Whitfield', customer_phone_display => '(415) 555-0134' } ],
+          "$name: the archived call is gone");
+
+
+
+=== TEST 18: retell_default_country_code for national numbers
+--- extra_config
+retell_default_country_code 44;
+--- deliveries eval
+[ [ '/in', ::B('call_started', 'uk1', from_number => '020 7946 0321') ],
+  [ '/in', ::B('call_started', 'us1', from_number => '+1 415 555 0134') ] ]
+--- error_code eval
+[200, 200]
+--- db_check
+my %cu = map { $_->{phone_raw} => $_ } @{ db_rows('SELECT * FROM retell.customers') };
+is($cu{'020 7946 0321'}{phone_e164}, '+442079460321', "$name: national under 44");
+is($cu{'+1 415 555 0134'}{phone_display}, '+1 415-555-0134', "$name: +1 shown internationally");
