@@ -819,7 +819,7 @@ ngx_http_retell_pg_fail_waiting(ngx_event_t *ev)
 
         ngx_http_retell_pg_cancel(op);
 
-        op->handler(op, NULL, "database unreachable");
+        op->handler(op, NULL, "unreachable");
     }
 }
 

@@ -218,7 +218,7 @@ ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op, PGresult *res,
                       "retell call \"%s\": database %s, answering 503",
                       ctx->event.call_id.data, error);
 
-        rc = ngx_http_retell_send_unavailable(r, error);
+        rc = ngx_http_retell_send_unavailable(r, "database unavailable");
 
     } else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
                || PQnfields(res) != 7)

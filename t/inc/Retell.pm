@@ -14,7 +14,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  pg_http_config dbh reset_db db_value db_row db_rows
-                 post post_start post_finish with_call_id pg_stop pg_start
+                 post get post_start post_finish with_call_id pg_stop pg_start
                  event_body concurrent_posts db_check_hook
                  deliveries_to_requests mark_log block_log);
 
@@ -108,21 +108,22 @@ sub concurrent_posts {
     return map { [ post_finish($_) ] } @socks;
 }
 
-# error.log lines written since mark_log() (called by preprocessors)
-my $log_mark = 0;
+# error.log lines written since mark_log() (called by preprocessors); by
+# their time stamps, since a block may start nginx with a new log file
+my $log_mark = '';
 
 sub error_log_path {
     return ($ENV{TEST_NGINX_SERVROOT} // "$REPO/t/servroot") . '/logs/error.log';
 }
 
-sub mark_log { $log_mark = -s error_log_path() // 0 }
+sub mark_log {
+    require POSIX;
+    $log_mark = POSIX::strftime('%Y/%m/%d %H:%M:%S', localtime);
+}
 
 sub block_log {
     open my $fh, '<', error_log_path() or return '';
-    my $size = -s $fh;
-    seek $fh, ($size >= $log_mark ? $log_mark : 0), 0;
-    local $/;
-    return <$fh> // '';
+    return join '', grep { substr($_, 0, 19) ge $log_mark } <$fh>;
 }
 
 # A block's "--- deliveries eval", [[path, body, %sign_options], ...],
@@ -148,14 +149,27 @@ sub db_check_hook {
         or Test::More::fail($block->name . " - db_check died: $@");
 }
 
+# a plain GET, timed
+sub get {
+    my ($path) = @_;
+    require IO::Socket::INET;
+    my $t0 = Time::HiRes::time();
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT}
+                    // 1984, Timeout => 10) or die "connect to nginx: $!";
+    print $sock "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    my ($status, $body) = post_finish($sock);
+    return ($status, $body, Time::HiRes::time() - $t0);
+}
+
 # POST a signed body to the test nginx from Perl, for steps between or
 # around Test::Nginx requests; returns (status, body, elapsed seconds)
 sub post {
     my ($path, $body, %opt) = @_;
     my $t0 = Time::HiRes::time();
     my $sock = post_start($path, $body, %opt);
-    my ($status, $resp) = post_finish($sock);
-    return ($status, $resp, Time::HiRes::time() - $t0);
+    my ($status, $resp, $head) = post_finish($sock);
+    return ($status, $resp, Time::HiRes::time() - $t0, $head);
 }
 
 sub post_start {
@@ -180,8 +194,8 @@ sub post_finish {
     my $resp = <$sock> // '';
     close $sock;
     my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
-    my ($content) = $resp =~ /\r\n\r\n(.*)\z/s;
-    return ($status // 0, $content // '');
+    my ($head, $content) = $resp =~ /\A(.*?)\r\n\r\n(.*)\z/s;
+    return ($status // 0, $content // '', $head // '');
 }
 
 # stop and start the test cluster, for outage tests
