@@ -418,3 +418,51 @@ retell_default_country_code 44;
 my %cu = map { $_->{phone_raw} => $_ } @{ db_rows('SELECT * FROM retell.customers') };
 is($cu{'020 7946 0321'}{phone_e164}, '+442079460321', "$name: national under 44");
 is($cu{'+1 415 555 0134'}{phone_display}, '+1 415-555-0134', "$name: +1 shown internationally");
+
+
+
+=== TEST 19: all 6 orders of started, ended, analyzed give the same ticket and outbox, for 3 scenarios
+--- deliveries eval
+my @perms = ([0,1,2], [0,2,1], [1,0,2], [1,2,0], [2,0,1], [2,1,0]);
+my %scenarios = (
+    # inbound, action required in the analysis
+    act => [ '/in', map { ::R($_) } qw(inbound-call_started inbound-call_ended inbound-call_analyzed-action_required) ],
+    # outbound, transferred at the end, analysis says no action
+    xfer => [ '/out', ::B('call_started', 'x', outbound => 1),
+              ::B('call_ended', 'x', outbound => 1, disconnection_reason => 'call_transfer'),
+              ::B('call_analyzed', 'x', outbound => 1, disconnection_reason => 'call_transfer',
+                  call_analysis => { custom_analysis_data => { action_required => JSON::PP::false() } }) ],
+    # inbound, the collected variables say false, the analysis says true
+    prec => [ '/in', ::B('call_started', 'p'),
+              ::B('call_ended', 'p', collected_dynamic_variables => { action_required => 'false' }),
+              ::B('call_analyzed', 'p', call_analysis => { call_successful => JSON::PP::true(),
+                  custom_analysis_data => { action_required => 'true' } }) ],
+);
+my @d;
+for my $s (sort keys %scenarios) {
+    my ($path, @events) = @{ $scenarios{$s} };
+    for my $i (0 .. $#perms) {
+        push @d, map { [ $path, ::C($events[$_], "$s-$i") ] } @{ $perms[$i] };
+    }
+}
+\@d
+--- error_code eval
+[ (200) x 54 ]
+--- db_check
+for my $s (qw(act xfer prec)) {
+    my $rows = db_rows(q{SELECT t.status, t.customer_id IS NOT NULL AS has_customer, o.reason, o.recipients,
+                                c.transferred, c.analyzed, c.action_required, c.call_status,
+                                extract(epoch FROM c.started_at)::bigint AS started
+                           FROM retell.tickets t JOIN retell.calls c USING (call_id)
+                           LEFT JOIN retell.email_outbox o USING (call_id)
+                          WHERE t.call_id LIKE ? ORDER BY t.call_id}, "$s-%");
+    is(scalar @$rows, 6, "$name: $s: six calls");
+    is_deeply($rows->[$_], $rows->[0], "$name: $s: order $_ ends like order 0") for 1 .. 5;
+}
+my %want = (act => ['new', 'action_required'], xfer => ['new', 'call_transfer'], prec => ['new', 'action_required']);
+for my $s (sort keys %want) {
+    my $r = db_row(q{SELECT t.status, o.reason FROM retell.tickets t LEFT JOIN retell.email_outbox o USING (call_id)
+                      WHERE t.call_id = ?}, "$s-0");
+    is_deeply([ $r->{status}, $r->{reason} ], $want{$s}, "$name: $s: final ticket and email");
+}
+is(db_value('SELECT count(*) FROM retell.email_outbox'), 18, "$name: one email per qualifying call");
