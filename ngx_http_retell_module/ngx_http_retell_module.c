@@ -6,6 +6,8 @@
 
 #include "ngx_http_retell_module.h"
 
+#include "ngx_http_retell_mail.h"
+
 #include <libpq-fe.h>
 
 
@@ -28,6 +30,12 @@ static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *secret);
 static char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret);
+static char *ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
 
@@ -42,6 +50,17 @@ static ngx_conf_num_bounds_t  ngx_http_retell_company_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_retell_country_code_bounds = {
     ngx_conf_check_num_bounds, 1, 999
+};
+
+static ngx_conf_num_bounds_t  ngx_http_retell_attempts_bounds = {
+    ngx_conf_check_num_bounds, 1, 100
+};
+
+static ngx_conf_enum_t  ngx_http_retell_starttls[] = {
+    { ngx_string("off"), NGX_HTTP_RETELL_STARTTLS_OFF },
+    { ngx_string("on"), NGX_HTTP_RETELL_STARTTLS_ON },
+    { ngx_string("required"), NGX_HTTP_RETELL_STARTTLS_REQUIRED },
+    { ngx_null_string, 0 }
 };
 
 
@@ -110,6 +129,69 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       offsetof(ngx_http_retell_loc_conf_t, default_country_code),
       &ngx_http_retell_country_code_bounds },
 
+    { ngx_string("retell_smtp_server"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_retell_smtp_server,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_smtp_from"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp_from),
+      NULL },
+
+    { ngx_string("retell_smtp_starttls"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp.starttls),
+      &ngx_http_retell_starttls },
+
+    { ngx_string("retell_smtp_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_retell_smtp_auth,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("retell_smtp_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp_trusted_certificate),
+      NULL },
+
+    { ngx_string("retell_smtp_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp.timeout),
+      NULL },
+
+    { ngx_string("retell_smtp_max_attempts"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp_max_attempts),
+      &ngx_http_retell_attempts_bounds },
+
+    { ngx_string("retell_smtp_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp_backoff),
+      NULL },
+
+    { ngx_string("retell_ticket_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, ticket_url),
+      NULL },
+
       ngx_null_command
 };
 
@@ -159,9 +241,18 @@ ngx_http_retell_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     rmcf->postgres = { 0, NULL };
+     *     rmcf->smtp.server = NULL;
+     *     rmcf->smtp.user = { 0, NULL };
+     *     rmcf->smtp_from = { 0, NULL };
+     *     rmcf->ticket_url = { 0, NULL };
+     *     rmcf->smtp_trusted_certificate = { 0, NULL };
      */
 
     rmcf->pool_size = NGX_CONF_UNSET_UINT;
+    rmcf->smtp.starttls = NGX_CONF_UNSET_UINT;
+    rmcf->smtp.timeout = NGX_CONF_UNSET_MSEC;
+    rmcf->smtp_max_attempts = NGX_CONF_UNSET_UINT;
+    rmcf->smtp_backoff = NGX_CONF_UNSET_MSEC;
 
     return rmcf;
 }
@@ -172,9 +263,95 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
 
+    ngx_pool_cleanup_t  *cln;
+
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
+    ngx_conf_init_uint_value(rmcf->smtp.starttls,
+                             NGX_HTTP_RETELL_STARTTLS_ON);
+    ngx_conf_init_msec_value(rmcf->smtp.timeout, 30000);
+    ngx_conf_init_uint_value(rmcf->smtp_max_attempts, 8);
+    ngx_conf_init_msec_value(rmcf->smtp_backoff, 30000);
+
+    if (rmcf->smtp.server == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (rmcf->postgres.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"retell_smtp_server\" requires "
+                           "\"retell_postgres\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rmcf->smtp_from.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"retell_smtp_server\" requires "
+                           "\"retell_smtp_from\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_http_retell_mail_valid_address(rmcf->smtp_from.data,
+                                            rmcf->smtp_from.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"retell_smtp_from\" address \"%V\"",
+                           &rmcf->smtp_from);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->smtp.helo = cf->cycle->hostname;
+
+    if (rmcf->smtp.starttls == NGX_HTTP_RETELL_STARTTLS_OFF) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_SSL)
+
+    rmcf->smtp.ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rmcf->smtp.ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->smtp.ssl->log = cf->log;
+
+    if (ngx_ssl_create(rmcf->smtp.ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rmcf->smtp.ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rmcf->smtp.ssl;
+
+    if (rmcf->smtp_trusted_certificate.len) {
+        if (ngx_ssl_trusted_certificate(cf, rmcf->smtp.ssl,
+                                        &rmcf->smtp_trusted_certificate, 4)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        rmcf->smtp.verify = 1;
+    }
 
     return NGX_CONF_OK;
+
+#else
+
+    (void) cln;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"retell_smtp_starttls\" requires nginx built "
+                       "with OpenSSL; set it to \"off\"");
+    return NGX_CONF_ERROR;
+
+#endif
 }
 
 
@@ -306,22 +483,37 @@ static char *
 ngx_http_retell_webhook_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
+    ngx_str_t  *value, secret;
+
+    value = cf->args->elts;
+
+    if (ngx_http_retell_read_secret(cf, &value[1], &secret) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_retell_add_secret(cf, conf, &secret);
+}
+
+
+/* a secret file, read once at configuration load; trailing space dropped */
+
+static char *
+ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret)
+{
     char             *rv;
     u_char           *buf;
     size_t            size;
     ssize_t           n;
-    ngx_str_t        *value, secret;
     ngx_file_t        file;
     ngx_file_info_t   fi;
 
-    value = cf->args->elts;
-
-    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
+    file.name = *path;
     file.log = cf->log;
 
     file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
@@ -333,7 +525,6 @@ ngx_http_retell_webhook_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     rv = NGX_CONF_ERROR;
-    buf = NULL;
 
     if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
@@ -376,16 +567,17 @@ ngx_http_retell_webhook_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
         size--;
     }
 
-    secret.data = buf;
-    secret.len = size;
-
-    if (secret.len == 0) {
+    if (size == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "secret file \"%s\" is empty", file.name.data);
         goto done;
     }
 
-    rv = ngx_http_retell_add_secret(cf, conf, &secret);
+    buf[size] = '\0';
+    secret->data = buf;
+    secret->len = size;
+
+    rv = NGX_CONF_OK;
 
 done:
 
@@ -474,6 +666,78 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_retell_main_conf_t *rmcf = conf;
+
+    ngx_str_t  *value;
+    ngx_url_t   u;
+
+    if (rmcf->smtp.server) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* resolved here, at configuration load: workers never wait on DNS */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+    u.default_port = 25;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of \"%V\"", u.err, &u.url,
+                               &cmd->name);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no address for \"%V\" in \"%V\"", &u.url,
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->smtp.server = &u.addrs[0];
+    rmcf->smtp.server_name.len = u.host.len;
+    rmcf->smtp.server_name.data = ngx_pstrdup(cf->pool, &u.host);
+
+    if (rmcf->smtp.server_name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_retell_main_conf_t *rmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (rmcf->smtp.user.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "has an empty user name";
+    }
+
+    rmcf->smtp.user = value[1];
+
+    return ngx_http_retell_read_secret(cf, &value[2], &rmcf->smtp.password);
+}
+
+
 static ngx_int_t
 ngx_http_retell_init_process(ngx_cycle_t *cycle)
 {
@@ -504,6 +768,12 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
     rmcf->pool = ngx_http_retell_pg_pool_create(cycle, &rmcf->postgres,
                                                 rmcf->pool_size);
     if (rmcf->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rmcf->smtp.server
+        && ngx_http_retell_outbox_init(cycle, rmcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -18,6 +18,7 @@
 #include "ngx_http_retell_phone.h"
 #include "ngx_http_retell_policy.h"
 #include "ngx_http_retell_pg.h"
+#include "ngx_http_retell_smtp.h"
 
 
 #define NGX_HTTP_RETELL_INBOUND    1
@@ -28,6 +29,14 @@ typedef struct {
     ngx_str_t                   postgres;        /* libpq conninfo */
     ngx_uint_t                  pool_size;
     ngx_uint_t                  webhooks;        /* locations using it */
+
+    /* email delivery: smtp.server is NULL without retell_smtp_server */
+    ngx_http_retell_smtp_conf_t smtp;
+    ngx_str_t                   smtp_from;
+    ngx_str_t                   ticket_url;
+    ngx_uint_t                  smtp_max_attempts;
+    ngx_msec_t                  smtp_backoff;
+    ngx_str_t                   smtp_trusted_certificate;
 
     ngx_http_retell_pg_pool_t  *pool;            /* this worker's */
 } ngx_http_retell_main_conf_t;
@@ -59,6 +68,9 @@ ngx_int_t ngx_http_retell_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 
 ngx_int_t ngx_http_retell_store_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
+    ngx_http_retell_main_conf_t *rmcf);
+void ngx_http_retell_outbox_kick(void);
 ngx_int_t ngx_http_retell_store_apply(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx);
 

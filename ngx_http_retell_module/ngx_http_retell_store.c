@@ -257,6 +257,11 @@ ngx_http_retell_store_answer(ngx_http_request_t *r,
     routed = (PQgetvalue(res, 0, 4)[0] == 't');
     invalid = PQgetisnull(res, 0, 5) ? "{}" : PQgetvalue(res, 0, 5);
 
+    if (PQgetvalue(res, 0, 6)[0] == 't') {
+        /* committed: the worker sends it now */
+        ngx_http_retell_outbox_kick();
+    }
+
     if (ngx_strcmp(invalid, "{}") != 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "retell call \"%s\": invalid email recipients "

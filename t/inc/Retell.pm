@@ -16,10 +16,14 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  pg_http_config dbh reset_db db_value db_row db_rows
                  post get post_start post_finish with_call_id pg_stop pg_start
                  event_body concurrent_posts db_check_hook
-                 deliveries_to_requests mark_log block_log);
+                 deliveries_to_requests mark_log block_log
+                 smtp_start smtp_stop smtp_messages parse_mail wait_for
+                 $SMTP_PORT smtp_http_config);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../..');
 our $SECRET = 'test-secret-0f8e2c';
+
+our $SMTP_PORT = $ENV{TEST_NGINX_SMTP_PORT} // 12525;
 
 # the test cluster that t/run started (tools/pg-cluster)
 our $PG = $ENV{TEST_NGINX_PG_CONNINFO}
@@ -96,7 +100,7 @@ sub event_body {
            to_number => '+14155550100');
     my $call = { call_id => $call_id, %base, %call };
     delete $call->{$_} for grep { !defined $call->{$_} } keys %$call;
-    return JSON::PP->new->canonical->encode({ event => $event,
+    return JSON::PP->new->utf8->canonical->encode({ event => $event,
                                               call => $call });
 }
 
@@ -124,6 +128,89 @@ sub mark_log {
 sub block_log {
     open my $fh, '<', error_log_path() or return '';
     return join '', grep { substr($_, 0, 19) ge $log_mark } <$fh>;
+}
+
+# polls a condition, never a fixed sleep: returns its last value
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $deadline = Time::HiRes::time() + ($timeout // 15);
+    my $v;
+    until (($v = $cond->()) || Time::HiRes::time() > $deadline) {
+        Time::HiRes::sleep(0.05);
+    }
+    return $v;
+}
+
+# A real SMTP server (t/smtp-sink, aiosmtpd) storing what it receives;
+# options as its command line takes them
+my %sinks;
+
+sub smtp_start {
+    my (%opt) = @_;
+    my $port = delete $opt{port} // $SMTP_PORT;
+    smtp_stop($port);
+    require File::Temp;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my @args = ('--port', $port, '--dir', "$dir/mail",
+                '--ready-file', "$dir/ready");
+    mkdir "$dir/mail";
+    while (my ($k, $v) = each %opt) {
+        push @args, "--$k", ($v eq '1' ? () : $v);
+    }
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>>', "$dir/sink.log";
+        exec "$REPO/t/smtp-sink", @args or die "exec smtp-sink: $!";
+    }
+    wait_for(sub { -s "$dir/ready" }, 15) or die "smtp-sink did not start";
+    $sinks{$port} = { pid => $pid, dir => "$dir/mail" };
+    return "$dir/mail";
+}
+
+sub smtp_stop {
+    my ($port) = @_;
+    for my $p (defined $port ? ($port) : keys %sinks) {
+        my $s = delete $sinks{$p} or next;
+        kill 'TERM', $s->{pid};
+        waitpid $s->{pid}, 0;
+    }
+}
+
+END { local $?; smtp_stop() }    # keep the exit status
+
+# the stored messages: [{ envelope json fields..., eml => path }], oldest first
+sub smtp_messages {
+    my ($dir) = @_;
+    require JSON::PP;
+    my @out;
+    for my $json (sort glob "$dir/*.json") {
+        open my $fh, '<', $json or next;
+        local $/;
+        my $env = JSON::PP::decode_json(<$fh>);
+        ($env->{eml} = $json) =~ s/\.json$/.eml/;
+        push @out, $env;
+    }
+    return \@out;
+}
+
+# what a mail client sees of stored messages (t/mime-check)
+sub parse_mail {
+    my (@files) = @_;
+    require JSON::PP;
+    my $out = `$REPO/t/mime-check @files`;
+    $? == 0 or die "mime-check failed";
+    return @{ JSON::PP::decode_json($out) };
+}
+
+sub smtp_http_config {
+    my (%opt) = @_;
+    my $port = $opt{port} // $SMTP_PORT;
+    return pg_http_config() . <<"_EOC_";
+retell_smtp_server 127.0.0.1:$port;
+retell_smtp_from retell\@parkview.test;
+retell_smtp_timeout 5s;
+retell_smtp_backoff 500ms;
+_EOC_
 }
 
 # A block's "--- deliveries eval", [[path, body, %sign_options], ...],

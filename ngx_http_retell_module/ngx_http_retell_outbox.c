@@ -1,0 +1,648 @@
+
+/*
+ * Delivery of retell.email_outbox rows by the workers themselves.
+ *
+ * Each worker runs one job at a time: claim a due row, compose the
+ * message, send it over SMTP, record the outcome, claim the next.  A row
+ * is claimed in one statement with FOR UPDATE SKIP LOCKED and leased:
+ * status "sending" and next_attempt_at moved past the longest session,
+ * so no other worker or nginx host takes it, and a row whose worker died
+ * is taken again once the lease runs out.  A delivery that queues a row
+ * kicks its worker at once; a timer sweeps for retries and leftovers.
+ */
+
+
+#include "ngx_http_retell_module.h"
+#include "ngx_http_retell_mail.h"
+
+
+#define NGX_HTTP_RETELL_OUTBOX_SWEEP      5000
+#define NGX_HTTP_RETELL_OUTBOX_RECORD_TRIES  10
+
+
+typedef struct {
+    ngx_http_retell_main_conf_t  *rmcf;
+    ngx_log_t                    *log;
+
+    ngx_event_t                   sweep;
+    ngx_event_t                   retry_record;
+
+    ngx_pool_t                   *pool;        /* the current job's */
+    ngx_http_retell_pg_op_t       op;
+    ngx_http_retell_smtp_t       *smtp;
+    const char                  **values;
+
+    ngx_str_t                     id;
+    ngx_str_t                     call_id;
+    ngx_str_t                     subject;
+    ngx_str_t                     text;
+    ngx_uint_t                    record_tries;
+
+    unsigned                      busy:1;
+    unsigned                      again:1;     /* kicked while busy */
+} ngx_http_retell_outbox_t;
+
+
+static void ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob);
+static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
+    PGresult *res, const char *error);
+static ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
+    PGresult *res);
+static void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
+static void ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob);
+static void ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op,
+    PGresult *res, const char *error);
+static void ngx_http_retell_outbox_retry_record(ngx_event_t *ev);
+static void ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob);
+static void ngx_http_retell_outbox_sweep(ngx_event_t *ev);
+static ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool,
+    PGresult *res, int field);
+static void *ngx_http_retell_outbox_palloc(void *pool, size_t size);
+static char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
+
+
+static ngx_http_retell_outbox_t  *ngx_http_retell_outbox;
+
+
+static const char  ngx_http_retell_claim_sql[] =
+    "WITH due AS ("
+    "  SELECT id FROM retell.email_outbox"
+    "   WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+    "   ORDER BY next_attempt_at, id"
+    "   LIMIT 1"
+    "   FOR UPDATE SKIP LOCKED"
+    "), claimed AS ("
+    "  UPDATE retell.email_outbox o"
+    "     SET status = 'sending', attempts = o.attempts + 1,"
+    "         next_attempt_at = now() + $1::bigint * interval '1 ms'"
+    "    FROM due WHERE o.id = due.id"
+    "  RETURNING o.*"
+    ")"
+    " SELECT o.id, o.attempts, o.reason,"
+    "        array_to_string(o.recipients, ','), c.call_id, c.direction,"
+    "        co.name, t.id, t.status, cu.name,"
+    "        COALESCE(cu.phone_display, c.customer_phone_display),"
+    "        to_char(c.started_at AT TIME ZONE 'UTC',"
+    "                'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
+    "        c.duration_ms, c.disconnection_reason, c.call_summary,"
+    "        c.user_sentiment, c.call_successful, c.in_voicemail,"
+    "        c.custom_analysis_data::text, c.transcript, c.recording_url"
+    "   FROM claimed o"
+    "   JOIN retell.calls c ON c.call_id = o.call_id"
+    "   JOIN retell.companies co ON co.id = o.company_id"
+    "   JOIN retell.tickets t ON t.id = o.ticket_id"
+    "   LEFT JOIN retell.customers cu ON cu.id = c.customer_id";
+
+#define NGX_HTTP_RETELL_CLAIM_FIELDS  21
+
+
+static const char  ngx_http_retell_record_sql[] =
+    "UPDATE retell.email_outbox"
+    "   SET status = CASE WHEN $4 = 'sent' THEN 'sent'"
+    "                     WHEN $4 = 'permanent' OR attempts >= $6::int"
+    "                     THEN 'failed' ELSE 'pending' END,"
+    "       sent_at = CASE WHEN $4 = 'sent' THEN now() END,"
+    "       next_attempt_at = CASE WHEN $4 = 'temporary'"
+    "           THEN now() + least(power(2, attempts - 1) * $7::bigint,"
+    "                              86400000) * interval '1 ms'"
+    "           ELSE now() END,"
+    "       last_error = $5, subject = $2, body = $3"
+    " WHERE id = $1::bigint AND status = 'sending'"
+    " RETURNING status, attempts";
+
+
+ngx_int_t
+ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
+    ngx_http_retell_main_conf_t *rmcf)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = ngx_pcalloc(cycle->pool, sizeof(ngx_http_retell_outbox_t));
+    if (ob == NULL) {
+        return NGX_ERROR;
+    }
+
+    ob->rmcf = rmcf;
+    ob->log = cycle->log;
+
+    ob->sweep.handler = ngx_http_retell_outbox_sweep;
+    ob->sweep.data = ob;
+    ob->sweep.log = cycle->log;
+    ob->sweep.cancelable = 1;     /* never holds a worker's shutdown */
+
+    ob->retry_record.handler = ngx_http_retell_outbox_retry_record;
+    ob->retry_record.data = ob;
+    ob->retry_record.log = cycle->log;
+
+    /* rows left over from before a restart go out shortly */
+    ngx_add_timer(&ob->sweep, 100 + ngx_random() % 400);
+
+    ngx_http_retell_outbox = ob;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_retell_outbox_kick(void)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = ngx_http_retell_outbox;
+
+    if (ob == NULL) {
+        return;                   /* no retell_smtp_server: rows wait */
+    }
+
+    if (ob->busy) {
+        ob->again = 1;
+        return;
+    }
+
+    ngx_http_retell_outbox_claim(ob);
+}
+
+
+static void
+ngx_http_retell_outbox_sweep(ngx_event_t *ev)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_http_retell_outbox_kick();
+
+    ngx_add_timer(&ob->sweep, ngx_min(ob->rmcf->smtp_backoff,
+                                      NGX_HTTP_RETELL_OUTBOX_SWEEP));
+}
+
+
+static void
+ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
+{
+    u_char     *lease;
+    ngx_int_t   rc;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ob->pool = ngx_create_pool(4096, ob->log);
+    if (ob->pool == NULL) {
+        return;
+    }
+
+    ob->busy = 1;
+    ob->again = 0;
+    ob->record_tries = 0;
+
+    /* the lease outlasts the longest session: every step may time out */
+
+    lease = ngx_pnalloc(ob->pool, NGX_INT64_LEN + 1);
+    ob->values = ngx_pcalloc(ob->pool, 7 * sizeof(char *));
+
+    if (lease == NULL || ob->values == NULL) {
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    *ngx_sprintf(lease, "%M", ob->rmcf->smtp.timeout * 16 + 60000) = '\0';
+    ob->values[0] = (char *) lease;
+
+    ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
+    ob->op.command = ngx_http_retell_claim_sql;
+    ob->op.nparams = 1;
+    ob->op.values = ob->values;
+    ob->op.timeout = 10000;
+    ob->op.handler = ngx_http_retell_outbox_claimed;
+    ob->op.data = ob;
+    ob->op.log = ob->log;
+
+    rc = ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op);
+
+    if (rc != NGX_OK) {
+        /* the sweep tries again */
+        ngx_http_retell_outbox_finish(ob);
+    }
+}
+
+
+static void
+ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = op->data;
+
+    if (error || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQnfields(res) != NGX_HTTP_RETELL_CLAIM_FIELDS)
+    {
+        ngx_log_error(NGX_LOG_ERR, ob->log, 0,
+                      "retell outbox: claim failed: %s",
+                      error ? error : PQresultErrorMessage(res));
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    if (PQntuples(res) == 0) {
+        /* nothing due */
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    if (ngx_http_retell_outbox_compose(ob, res) != NGX_OK) {
+        /* the lease runs out and the row is tried again */
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    ngx_http_retell_smtp_send(ob->smtp);
+}
+
+
+static ngx_int_t
+ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
+{
+    u_char                       *p, *at, *last, c;
+    ngx_str_t                     recipients, message, *rcpt;
+    ngx_uint_t                    n;
+    ngx_pool_t                   *pool;
+    ngx_http_retell_mail_t        m;
+    ngx_http_retell_smtp_t       *s;
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    rmcf = ob->rmcf;
+    pool = ob->pool;
+
+    ngx_memzero(&m, sizeof(ngx_http_retell_mail_t));
+
+    ob->id = ngx_http_retell_outbox_copy(pool, res, 0);
+    recipients = ngx_http_retell_outbox_copy(pool, res, 3);
+    ob->call_id = ngx_http_retell_outbox_copy(pool, res, 4);
+
+#define copy(f, i)                                                            \
+    {                                                                         \
+        ngx_str_t  v = ngx_http_retell_outbox_copy(pool, res, i);             \
+        m.f.len = v.len;                                                      \
+        m.f.data = v.data;                                                    \
+    }
+
+    copy(reason, 2);
+    copy(call_id, 4);
+    copy(direction, 5);
+    copy(company_name, 6);
+    copy(ticket_id, 7);
+    copy(ticket_status, 8);
+    copy(customer_name, 9);
+    copy(customer_phone, 10);
+    copy(started_at, 11);
+    copy(duration_ms, 12);
+    copy(disconnection_reason, 13);
+    copy(call_summary, 14);
+    copy(user_sentiment, 15);
+    copy(call_successful, 16);
+    copy(in_voicemail, 17);
+    copy(custom_analysis_data, 18);
+    copy(transcript, 19);
+    copy(recording_url, 20);
+
+#undef copy
+
+    if (ob->id.data == NULL || recipients.data == NULL
+        || ob->call_id.data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the recipients, validated when the row was queued */
+
+    n = 1;
+    for (p = recipients.data; p < recipients.data + recipients.len; p++) {
+        if (*p == ',') {
+            n++;
+        }
+    }
+
+    rcpt = ngx_pcalloc(pool, n * sizeof(ngx_str_t));
+    m.to = ngx_pcalloc(pool, n * sizeof(ngx_http_retell_str_t));
+    if (rcpt == NULL || m.to == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+    p = recipients.data;
+    last = recipients.data + recipients.len;
+
+    while (p < last) {
+        at = ngx_strlchr(p, last, ',');
+        if (at == NULL) {
+            at = last;
+        }
+
+        rcpt[n].data = p;
+        rcpt[n].len = at - p;
+        m.to[n].data = p;
+        m.to[n].len = at - p;
+        n++;
+
+        p = at + 1;
+    }
+
+    m.nto = n;
+    m.from.data = rmcf->smtp_from.data;
+    m.from.len = rmcf->smtp_from.len;
+    m.date = ngx_time();
+
+    /* stable for the row, so a resent message is recognised as such */
+
+    at = ngx_strlchr(rmcf->smtp_from.data,
+                     rmcf->smtp_from.data + rmcf->smtp_from.len, '@');
+
+    m.message_id.data = ngx_pnalloc(pool, sizeof("retell-outbox-.@") - 1
+                                          + ob->id.len + ob->call_id.len
+                                          + rmcf->smtp_from.len);
+    if (m.message_id.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(m.message_id.data, "retell-outbox-%V.", &ob->id);
+
+    for (n = 0; n < ob->call_id.len; n++) {
+        c = ob->call_id.data[n];
+        *p++ = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                || (c >= '0' && c <= '9') || c == '-' || c == '_') ? c : '_';
+    }
+
+    p = ngx_sprintf(p, "@%*s",
+                    at ? (size_t) (rmcf->smtp_from.data + rmcf->smtp_from.len
+                                   - at - 1)
+                       : sizeof("localhost") - 1,
+                    at ? at + 1 : (u_char *) "localhost");
+
+    m.message_id.len = p - m.message_id.data;
+
+    if (rmcf->ticket_url.len) {
+        m.ticket_url.data = ngx_pnalloc(pool, rmcf->ticket_url.len
+                                              + ob->id.len + NGX_INT64_LEN);
+        if (m.ticket_url.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_sprintf(m.ticket_url.data, "%V%*s", &rmcf->ticket_url,
+                        m.ticket_id.len, m.ticket_id.data);
+        m.ticket_url.len = p - m.ticket_url.data;
+    }
+
+    if (ngx_http_retell_mail_format(&m, ngx_http_retell_outbox_palloc, pool,
+                                    (ngx_http_retell_str_t *) &ob->subject,
+                                    (ngx_http_retell_str_t *) &ob->text,
+                                    (ngx_http_retell_str_t *) &message)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    s = ngx_pcalloc(pool, sizeof(ngx_http_retell_smtp_t));
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &message,
+                                       ngx_http_retell_outbox_palloc, pool,
+                                       (ngx_http_retell_str_t *) &s->data)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    s->pool = pool;
+    s->log = ob->log;
+    s->conf = &rmcf->smtp;
+    s->from = rmcf->smtp_from;
+    s->rcpt = rcpt;
+    s->nrcpt = m.nto;
+    s->handler = ngx_http_retell_outbox_sent;
+    s->handler_data = ob;
+
+    ob->smtp = s;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = s->handler_data;
+
+    switch (s->result) {
+
+    case NGX_HTTP_RETELL_SMTP_SENT:
+        ngx_log_error(NGX_LOG_INFO, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): sent to %ui of %ui "
+                      "recipients", &ob->id, &ob->call_id, s->accepted,
+                      s->nrcpt);
+        break;
+
+    case NGX_HTTP_RETELL_SMTP_TEMPORARY:
+        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): not sent, will "
+                      "retry: %V", &ob->id, &ob->call_id, &s->error);
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): refused: %V",
+                      &ob->id, &ob->call_id, &s->error);
+        break;
+    }
+
+    ngx_http_retell_outbox_record(ob);
+}
+
+
+static void
+ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
+{
+    u_char                  *p;
+    ngx_http_retell_smtp_t  *s;
+
+    s = ob->smtp;
+
+    ob->values[0] = (char *) ob->id.data;
+    ob->values[1] = ngx_http_retell_outbox_cstr(ob->pool, &ob->subject);
+    ob->values[2] = ngx_http_retell_outbox_cstr(ob->pool, &ob->text);
+
+    switch (s->result) {
+
+    case NGX_HTTP_RETELL_SMTP_SENT:
+        ob->values[3] = "sent";
+
+        /* the recipients refused along the way, if any */
+        ob->values[4] = s->rejected.len
+                        ? ngx_http_retell_outbox_cstr(ob->pool, &s->rejected)
+                        : NULL;
+        break;
+
+    case NGX_HTTP_RETELL_SMTP_TEMPORARY:
+        ob->values[3] = "temporary";
+        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &s->error);
+        break;
+
+    default:
+        ob->values[3] = "permanent";
+        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &s->error);
+        break;
+    }
+
+    p = ngx_pnalloc(ob->pool, 2 * (NGX_INT64_LEN + 1));
+    if (p == NULL) {
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    ob->values[5] = (char *) p;
+    p = ngx_sprintf(p, "%ui", ob->rmcf->smtp_max_attempts);
+    *p++ = '\0';
+    ob->values[6] = (char *) p;
+    *ngx_sprintf(p, "%M", ob->rmcf->smtp_backoff) = '\0';
+
+    ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
+    ob->op.command = ngx_http_retell_record_sql;
+    ob->op.nparams = 7;
+    ob->op.values = ob->values;
+    ob->op.timeout = 10000;
+    ob->op.handler = ngx_http_retell_outbox_recorded;
+    ob->op.data = ob;
+    ob->op.log = ob->log;
+
+    if (ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op) != NGX_OK) {
+        ngx_http_retell_outbox_recorded(&ob->op, NULL, "unreachable");
+    }
+}
+
+
+static void
+ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = op->data;
+
+    if (error == NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+
+        if (PQntuples(res) == 1) {
+            ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ob->log, 0,
+                           "retell outbox %V: %s after %s attempts",
+                           &ob->id, PQgetvalue(res, 0, 0),
+                           PQgetvalue(res, 0, 1));
+        }
+
+        /* and the next due row, if any */
+        ob->again = 1;
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    /*
+     * the message went out (or not) but the row does not say so yet:
+     * keep trying, or its lease ends and it may be sent twice
+     */
+
+    ngx_log_error(NGX_LOG_ERR, ob->log, 0,
+                  "retell outbox %V (call \"%V\"): cannot record the "
+                  "outcome: %s", &ob->id, &ob->call_id,
+                  error ? error : PQresultErrorMessage(res));
+
+    if (++ob->record_tries < NGX_HTTP_RETELL_OUTBOX_RECORD_TRIES) {
+        ngx_add_timer(&ob->retry_record, 1000);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_CRIT, ob->log, 0,
+                  "retell outbox %V (call \"%V\"): outcome lost, the row "
+                  "will be tried again when its lease ends",
+                  &ob->id, &ob->call_id);
+
+    ngx_http_retell_outbox_finish(ob);
+}
+
+
+static void
+ngx_http_retell_outbox_retry_record(ngx_event_t *ev)
+{
+    ngx_http_retell_outbox_record(ev->data);
+}
+
+
+static void
+ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
+{
+    ngx_uint_t  again;
+
+    if (ob->pool) {
+        ngx_destroy_pool(ob->pool);
+        ob->pool = NULL;
+    }
+
+    ob->smtp = NULL;
+    ob->busy = 0;
+
+    again = ob->again;
+    ob->again = 0;
+
+    if (again) {
+        ngx_http_retell_outbox_claim(ob);
+    }
+}
+
+
+/* a NUL-terminated copy: results are freed when the handler returns */
+
+static ngx_str_t
+ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res, int field)
+{
+    ngx_str_t  s;
+
+    s.len = PQgetisnull(res, 0, field) ? 0 : PQgetlength(res, 0, field);
+    s.data = ngx_pnalloc(pool, s.len + 1);
+
+    if (s.data) {
+        ngx_memcpy(s.data, PQgetvalue(res, 0, field), s.len);
+        s.data[s.len] = '\0';
+    }
+
+    return s;
+}
+
+
+static void *
+ngx_http_retell_outbox_palloc(void *pool, size_t size)
+{
+    return ngx_pnalloc(pool, size);
+}
+
+
+static char *
+ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return (char *) p;
+}

@@ -1,0 +1,90 @@
+
+/*
+ * An SMTP client on nginx's event loop: one message to its recipients
+ * per session (EHLO, STARTTLS, AUTH, MAIL, RCPT..., DATA, QUIT).
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_SMTP_H_INCLUDED_
+#define _NGX_HTTP_RETELL_SMTP_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+
+#define NGX_HTTP_RETELL_STARTTLS_OFF       0
+#define NGX_HTTP_RETELL_STARTTLS_ON        1   /* when the server offers it */
+#define NGX_HTTP_RETELL_STARTTLS_REQUIRED  2   /* never send in clear */
+
+
+/* how a session ended */
+#define NGX_HTTP_RETELL_SMTP_SENT          0
+#define NGX_HTTP_RETELL_SMTP_TEMPORARY     1   /* 4xx, network, timeout */
+#define NGX_HTTP_RETELL_SMTP_PERMANENT     2   /* 5xx */
+
+
+typedef struct {
+    ngx_addr_t                     *server;
+    ngx_str_t                       server_name;    /* for SNI, checks */
+    ngx_str_t                       helo;
+    ngx_uint_t                      starttls;
+    ngx_str_t                       user;           /* empty: no AUTH */
+    ngx_str_t                       password;
+    ngx_msec_t                      timeout;        /* every step */
+#if (NGX_SSL)
+    ngx_ssl_t                      *ssl;
+    ngx_flag_t                      verify;
+#endif
+} ngx_http_retell_smtp_conf_t;
+
+
+typedef struct ngx_http_retell_smtp_s  ngx_http_retell_smtp_t;
+
+typedef void (*ngx_http_retell_smtp_handler_pt)(ngx_http_retell_smtp_t *s);
+
+
+struct ngx_http_retell_smtp_s {
+    ngx_pool_t                     *pool;          /* the session's own */
+    ngx_log_t                      *log;
+    ngx_http_retell_smtp_conf_t    *conf;
+
+    ngx_str_t                       from;
+    ngx_str_t                      *rcpt;
+    ngx_uint_t                      nrcpt;
+    ngx_str_t                       data;          /* dot-stuffed, ends .CRLF */
+
+    ngx_http_retell_smtp_handler_pt handler;
+    void                           *handler_data;
+
+    /* the outcome */
+    ngx_uint_t                      result;
+    ngx_str_t                       error;         /* the last reply or why */
+    ngx_uint_t                      accepted;      /* recipients */
+    ngx_str_t                       rejected;      /* "addr: reply; ..." */
+
+    /* the session */
+    ngx_peer_connection_t           peer;
+    ngx_buf_t                      *in;
+    ngx_str_t                       out;
+    ngx_uint_t                      state;
+    ngx_uint_t                      next_rcpt;
+    ngx_uint_t                      code;          /* of the last reply */
+    ngx_uint_t                      temporary_rejects;
+
+    unsigned                        tls:1;
+    unsigned                        sent:1;        /* DATA accepted */
+    unsigned                        offers_starttls:1;
+    unsigned                        offers_plain:1;
+    unsigned                        offers_login:1;
+    unsigned                        done:1;
+};
+
+
+/* starts the session; s->handler is called once, from an event */
+void ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s);
+
+
+#endif /* _NGX_HTTP_RETELL_SMTP_H_INCLUDED_ */
