@@ -11,7 +11,8 @@ PURE        = ngx_http_retell_module
 
 UNIT_CFLAGS = -std=gnu99 -O2 -g -Wall -Wextra -Werror -I $(PURE)
 UNIT_TESTS  = build/unit/test_signature build/unit/test_event \
-              build/unit/test_policy build/unit/test_phone
+              build/unit/test_policy build/unit/test_phone \
+              build/unit/test_mail
 
 .PHONY: all deps module unit test run stop bench clean
 
@@ -31,6 +32,10 @@ build/unit/test_signature: t/unit/test_signature.c \
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lcrypto
 
 build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c
+	@mkdir -p build/unit
+	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
+
+build/unit/test_mail: t/unit/test_mail.c $(PURE)/ngx_http_retell_mail.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 

@@ -654,10 +654,13 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
         }
     }
 
+    /* an exiting worker keeps connections only for what still waits */
+
     if (PQstatus(conn->pg) == CONNECTION_OK
         && PQtransactionStatus(conn->pg) == PQTRANS_IDLE
         && conn->requests < NGX_HTTP_RETELL_PG_MAX_REQUESTS
-        && !ngx_exiting && !pool->closed)
+        && !pool->closed
+        && (!ngx_exiting || !ngx_queue_empty(&pool->waiting)))
     {
         conn->state = NGX_HTTP_RETELL_PG_IDLE;
         conn->c->idle = 1;

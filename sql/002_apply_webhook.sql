@@ -9,8 +9,11 @@
 CREATE OR REPLACE FUNCTION retell.valid_email(address text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE STRICT AS $$
+    -- the same rule as ngx_http_retell_mail_valid_address(): a dot-atom
+    -- local part of at most 64 bytes, a domain of two labels or more
     SELECT length(address) <= 254
-       AND address ~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+       AND length(split_part(address, '@', 1)) <= 64
+       AND address ~ '^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
 $$;
 
 CREATE OR REPLACE FUNCTION retell.ms_to_timestamptz(ms bigint)

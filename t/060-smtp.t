@@ -25,6 +25,60 @@ close $fh;
 
 our $mail;      # the current sink's folder
 
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
+
+# rows as if 200 deliveries had queued them, in one transaction
+sub queue_rows {
+    my ($n) = @_;
+    my $db = Retell::dbh();
+    $db->begin_work;
+    $db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, call_summary)
+              SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
+    $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
+              SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
+    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
+              SELECT 1, id, call_id, 'action_required', '{ops@parkview.test}'
+                FROM retell.tickets WHERE call_id LIKE 'bulk-%'});
+    $db->commit;
+}
+
+# another nginx, master and two workers, on the same database and sink
+our $nginx_bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
+
+sub nginx_start {
+    my (%o) = @_;
+    require File::Temp;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/nginx.conf" or die $!;
+    print $fh "load_module $ENV{TEST_NGINX_LOAD_MODULES};\n"
+        . "worker_processes 2;\nerror_log $dir/logs/error.log info;\n"
+        . "pid $dir/logs/nginx.pid;\nevents {}\n"
+        . "http {\n" . Retell::smtp_http_config()
+        . "access_log off;\nclient_body_temp_path $dir;\n"
+        . "server { listen 127.0.0.1:$o{port}; return 204; }\n}\n";
+    close $fh;
+    system($nginx_bin, '-p', $dir, '-c', "$dir/nginx.conf") == 0
+        or die "nginx did not start";
+    my $n = { dir => $dir };
+    wait_for(sub { -s "$dir/logs/nginx.pid" }) or die "no pid file";
+    return $n;
+}
+
+sub nginx_signal {
+    my ($n, $sig) = @_;
+    system($nginx_bin, '-p', $n->{dir}, '-c', "$n->{dir}/nginx.conf",
+           '-s', $sig) == 0 or die "nginx -s $sig failed";
+}
+
+sub nginx_stop {
+    my ($n) = @_;
+    my $pid = slurp("$n->{dir}/logs/nginx.pid") or return;
+    chomp $pid;
+    nginx_signal($n, 'quit');
+    wait_for(sub { !kill 0, $pid }, 30);
+}
+
 add_block_preprocessor(sub {
     my $block = shift;
 
@@ -296,3 +350,59 @@ like($m->{raw_header}, qr/^Subject: =\?UTF-8\?[BQ]\?/mi, "$name: RFC 2047 encode
 like($m->{body}, qr/R\x{e9}sum\x{e9}: caf\x{e9} \x{2615} au 3\x{e8}me \x{e9}tage/, "$name: summary");
 like($m->{body}, qr/^ville: Z\x{fc}rich$/m, "$name: business data");
 is($m->{cte}, 'quoted-printable', "$name: a safe transfer encoding");
+
+
+
+=== TEST 12: two nginx instances on one database send 200 queued rows, each exactly once
+--- http_config eval
+Retell::pg_http_config()
+--- smtp_sink eval
+{}
+--- request
+GET /fast
+--- config
+location = /fast { return 204; }
+--- error_code: 204
+--- db_check
+::queue_rows(200);
+my @n = map { ::nginx_start(port => $Retell::SMTP_PORT + 10 + $_) } 1 .. 2;
+my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 200 ? $m : undef }, 60);
+is(scalar @{ $msgs || [] }, 200, "$name: 200 messages");
+::nginx_stop($_) for @n;
+my %ids;
+for my $e (@{ smtp_messages($::mail) }) {
+    open my $fh, '<', $e->{eml} or next;
+    local $/;
+    my ($id) = <$fh> =~ /^Message-ID: <retell-outbox-(\d+)\./mi;
+    $ids{$id}++;
+}
+is(scalar keys %ids, 200, "$name: every row delivered");
+is(scalar(grep { $_ != 1 } values %ids), 0, "$name: none twice");
+is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent' AND attempts = 1}), 200, "$name: every row sent, at the first attempt");
+my @sent = map { scalar(() = ::slurp("$_->{dir}/logs/error.log") =~ /retell outbox \d+ .*: sent to/g) } @n;
+ok($sent[0] > 0 && $sent[1] > 0, "$name: both instances took part (@sent)");
+
+
+
+=== TEST 13: a reload during delivery loses nothing and sends nothing twice
+--- http_config eval
+Retell::pg_http_config()
+--- smtp_sink eval
+{ 'delay-data' => '0.1' }
+--- request
+GET /fast
+--- config
+location = /fast { return 204; }
+--- error_code: 204
+--- db_check
+::queue_rows(30);
+my $n = ::nginx_start(port => $Retell::SMTP_PORT + 20);
+ok(wait_for(sub { @{ smtp_messages($::mail) } >= 3 }), "$name: delivery under way");
+::nginx_signal($n, 'reload');
+my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 30 ? $m : undef }, 60);
+is(scalar @{ $msgs || [] }, 30, "$name: all 30 delivered");
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == 30 }), "$name: all recorded sent")
+    or diag Test::More::explain(db_rows(q{SELECT id, status, attempts, last_error FROM retell.email_outbox WHERE status <> 'sent'}));
+is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE attempts > 1}), 0, "$name: none sent twice");
+::nginx_stop($n);
+like(::slurp("$n->{dir}/logs/error.log"), qr/reconfiguring/, "$name: the reload happened");
