@@ -9,6 +9,7 @@
 #include "ngx_http_retell_mail.h"
 
 #include <libpq-fe.h>
+#include <netdb.h>
 
 
 #define NGX_HTTP_RETELL_SECRET_MAX_LEN  4096
@@ -36,6 +37,8 @@ static char *ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_retell_postgres_resolve(ngx_conf_t *cf,
+    PQconninfoOption *options, ngx_str_t *conninfo, ngx_str_t *resolved);
 static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
 
@@ -625,7 +628,7 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
 
-    char               *err;
+    char               *err, *rv;
     size_t              len;
     ngx_str_t          *value;
     PQconninfoOption   *options;
@@ -658,9 +661,155 @@ ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    rv = ngx_http_retell_postgres_resolve(cf, options, &value[1],
+                                          &rmcf->postgres);
+
     PQconninfoFree(options);
 
-    rmcf->postgres = value[1];
+    return rv;
+}
+
+
+/*
+ * libpq resolves host names inside PQconnectStart(), blocking the worker:
+ * resolve them here, at configuration load, into "hostaddr" (one entry
+ * per host; an empty entry keeps a socket directory), and hand the pool a
+ * connection string libpq will not need DNS for.
+ */
+
+static char *
+ngx_http_retell_postgres_resolve(ngx_conf_t *cf, PQconninfoOption *options,
+    ngx_str_t *conninfo, ngx_str_t *resolved)
+{
+    int                 rc;
+    u_char             *p, *item, *end, *last;
+    size_t              len;
+    struct addrinfo     hints, *res, *ai, *pick;
+    PQconninfoOption   *o, *host, *hostaddr;
+    u_char              name[NGX_MAXHOSTNAMELEN + 1];
+    u_char              text[NGX_SOCKADDR_STRLEN];
+
+    host = NULL;
+    hostaddr = NULL;
+    len = 0;
+
+    for (o = options; o->keyword; o++) {
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o;
+        }
+
+        if (o->val) {
+            len += ngx_strlen(o->keyword) + 4 + 2 * ngx_strlen(o->val);
+        }
+    }
+
+    if (host == NULL || host->val == NULL || host->val[0] == '\0'
+        || (hostaddr && hostaddr->val && hostaddr->val[0]))
+    {
+        *resolved = *conninfo;
+        return NGX_CONF_OK;
+    }
+
+    len += sizeof("hostaddr=''") + ngx_strlen(host->val) * NGX_SOCKADDR_STRLEN;
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    resolved->data = p;
+
+    for (o = options; o->keyword; o++) {
+        if (o->val == NULL || o == hostaddr) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s='", o->keyword);
+
+        for (item = (u_char *) o->val; *item; item++) {
+            if (*item == '\'' || *item == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = *item;
+        }
+
+        *p++ = '\'';
+        *p++ = ' ';
+    }
+
+    p = ngx_cpymem(p, "hostaddr='", sizeof("hostaddr='") - 1);
+
+    item = (u_char *) host->val;
+    last = item + ngx_strlen(host->val);
+
+    while (item <= last) {
+        end = ngx_strlchr(item, last, ',');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if (item > (u_char *) host->val) {
+            *p++ = ',';
+        }
+
+        if (end - item == 0 || *item == '/' || end - item > NGX_MAXHOSTNAMELEN)
+        {
+            /* a socket directory, or left for libpq to reject */
+            item = end + 1;
+            continue;
+        }
+
+        ngx_cpystrn(name, item, end - item + 1);
+
+        ngx_memzero(&hints, sizeof(struct addrinfo));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+
+        rc = getaddrinfo((char *) name, NULL, &hints, &res);
+
+        if (rc != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "host \"%s\" in \"retell_postgres\" not "
+                               "found: %s", name, gai_strerror(rc));
+            return NGX_CONF_ERROR;
+        }
+
+        /* IPv4 first, as nginx orders resolved addresses */
+
+        pick = res;
+
+        for (ai = res; ai; ai = ai->ai_next) {
+            if (ai->ai_family == AF_INET) {
+                pick = ai;
+                break;
+            }
+        }
+
+        len = ngx_sock_ntop(pick->ai_addr, pick->ai_addrlen, text,
+                            NGX_SOCKADDR_STRLEN, 0);
+        freeaddrinfo(res);
+
+        if (text[0] == '[') {
+            /* ngx_sock_ntop() brackets IPv6 only with a port */
+            len -= 2;
+            ngx_memmove(text, text + 1, len);
+        }
+
+        p = ngx_cpymem(p, text, len);
+
+        item = end + 1;
+    }
+
+    *p++ = '\'';
+
+    resolved->len = p - resolved->data;
+
+    /* the pool hands it to libpq as a C string */
+    *p = '\0';
 
     return NGX_CONF_OK;
 }

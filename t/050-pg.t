@@ -173,3 +173,19 @@ is($s, 200, "$name: the next delivery is served after the first one drained");
 my $deadline = time + 5;
 sleep 0.05 until db_value(q{SELECT count(*) FROM retell.webhook_events WHERE event = 'call_ended'}) || time > $deadline;
 is(db_value(q{SELECT call_status FROM retell.calls WHERE call_id = 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617'}), 'ended', "$name: accepted data is kept");
+
+
+
+=== TEST 6: a host name in the conninfo is resolved at configuration load, not by the worker
+--- http_config eval
+my $pg = $Retell::PG;
+$pg =~ s/host=127\.0\.0\.1/host=localhost/;
+qq{retell_postgres "$pg";\n}
+--- log_level: debug
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- error_log
+retell postgres connected to "localhost:
+--- no_error_log
+[error]
