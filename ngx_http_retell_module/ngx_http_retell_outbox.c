@@ -18,6 +18,7 @@
 
 #define NGX_HTTP_RETELL_OUTBOX_SWEEP      5000
 #define NGX_HTTP_RETELL_OUTBOX_RECORD_TRIES  10
+#define NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT 10000
 
 
 typedef struct {
@@ -53,6 +54,8 @@ static void ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
 static void ngx_http_retell_outbox_retry_record(ngx_event_t *ev);
+static ngx_int_t ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
+    const char *command, int nparams, ngx_http_retell_pg_handler_pt handler);
 static void ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_sweep(ngx_event_t *ev);
 static ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool,
@@ -213,16 +216,8 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     *ngx_sprintf(lease, "%M", ob->rmcf->smtp.timeout * 16 + 60000) = '\0';
     ob->values[0] = (char *) lease;
 
-    ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
-    ob->op.command = ngx_http_retell_claim_sql;
-    ob->op.nparams = 1;
-    ob->op.values = ob->values;
-    ob->op.timeout = 10000;
-    ob->op.handler = ngx_http_retell_outbox_claimed;
-    ob->op.data = ob;
-    ob->op.log = ob->log;
-
-    rc = ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op);
+    rc = ngx_http_retell_outbox_query(ob, ngx_http_retell_claim_sql, 1,
+                                      ngx_http_retell_outbox_claimed);
 
     if (rc != NGX_OK) {
         /* the sweep tries again */
@@ -514,16 +509,10 @@ ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
     ob->values[6] = (char *) p;
     *ngx_sprintf(p, "%M", ob->rmcf->smtp_backoff) = '\0';
 
-    ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
-    ob->op.command = ngx_http_retell_record_sql;
-    ob->op.nparams = 7;
-    ob->op.values = ob->values;
-    ob->op.timeout = 10000;
-    ob->op.handler = ngx_http_retell_outbox_recorded;
-    ob->op.data = ob;
-    ob->op.log = ob->log;
-
-    if (ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op) != NGX_OK) {
+    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 7,
+                                     ngx_http_retell_outbox_recorded)
+        != NGX_OK)
+    {
         ngx_http_retell_outbox_recorded(&ob->op, NULL, "unreachable");
     }
 }
@@ -580,6 +569,26 @@ static void
 ngx_http_retell_outbox_retry_record(ngx_event_t *ev)
 {
     ngx_http_retell_outbox_record(ev->data);
+}
+
+
+/* one statement of the job's, ob->values its parameters */
+
+static ngx_int_t
+ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
+    const char *command, int nparams, ngx_http_retell_pg_handler_pt handler)
+{
+    ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
+
+    ob->op.command = command;
+    ob->op.nparams = nparams;
+    ob->op.values = ob->values;
+    ob->op.timeout = NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT;
+    ob->op.handler = handler;
+    ob->op.data = ob;
+    ob->op.log = ob->log;
+
+    return ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op);
 }
 
 

@@ -76,6 +76,7 @@ static ngx_int_t ngx_http_retell_pg_wrap(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_unwrap(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_connect_poll(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_backoff(ngx_http_retell_pg_pool_t *pool);
 static void ngx_http_retell_pg_send(ngx_http_retell_pg_conn_t *conn,
     ngx_http_retell_pg_op_t *op);
 static void ngx_http_retell_pg_flush(ngx_http_retell_pg_conn_t *conn);
@@ -284,10 +285,7 @@ ngx_http_retell_pg_open(ngx_http_retell_pg_pool_t *pool)
                       ngx_http_retell_pg_error(pg, err, sizeof(err)));
         PQfinish(pg);
 
-        pool->backoff = ngx_max(pool->backoff * 2,
-                                NGX_HTTP_RETELL_PG_BACKOFF_MIN);
-        pool->backoff = ngx_min(pool->backoff, NGX_HTTP_RETELL_PG_BACKOFF_MAX);
-        pool->next_attempt = ngx_current_msec + pool->backoff;
+        ngx_http_retell_pg_backoff(pool);
 
         return NGX_ERROR;
     }
@@ -536,13 +534,22 @@ ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn)
                   "retell postgres connection failed: %s",
                   ngx_http_retell_pg_error(conn->pg, err, sizeof(err)));
 
-    pool->backoff = ngx_max(pool->backoff * 2, NGX_HTTP_RETELL_PG_BACKOFF_MIN);
-    pool->backoff = ngx_min(pool->backoff, NGX_HTTP_RETELL_PG_BACKOFF_MAX);
-    pool->next_attempt = ngx_current_msec + pool->backoff;
+    ngx_http_retell_pg_backoff(pool);
 
     ngx_http_retell_pg_close(conn);
 
     ngx_http_retell_pg_dispatch(pool);
+}
+
+
+/* no new connection for a while: 250 ms, doubling up to 8 s */
+
+static void
+ngx_http_retell_pg_backoff(ngx_http_retell_pg_pool_t *pool)
+{
+    pool->backoff = ngx_max(pool->backoff * 2, NGX_HTTP_RETELL_PG_BACKOFF_MIN);
+    pool->backoff = ngx_min(pool->backoff, NGX_HTTP_RETELL_PG_BACKOFF_MAX);
+    pool->next_attempt = ngx_current_msec + pool->backoff;
 }
 
 

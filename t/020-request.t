@@ -23,16 +23,8 @@ add_block_preprocessor(sub {
     $block->set_value(http_config => pg_http_config())
         unless defined $block->http_config;
 
-    $block->set_value(config => <<"_EOC_") unless defined $block->config;
-location = /in {
-    retell_webhook inbound;
-    retell_webhook_secret $secret;
-}
-location = /out {
-    retell_webhook outbound;
-    retell_webhook_secret $secret;
-}
-_EOC_
+    $block->set_value(config => webhook_locations())
+        unless defined $block->config;
 });
 
 no_shuffle();

@@ -8,36 +8,13 @@ use Digest::SHA ();
 
 our $in = '/in';
 our $out = '/out';
-our $secret = $SECRET;
 
 sub R { Retell::sample(@_) }
 sub B { Retell::event_body(@_) }
 sub C { Retell::with_call_id(@_) }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    reset_db();
-    mark_log();
-    deliveries_to_requests($block);
-
-    $block->set_value(http_config => pg_http_config()
-                                     . ($block->extra_http_config // ''))
-        unless defined $block->http_config;
-
-    $block->set_value(config => <<"_EOC_") unless defined $block->config;
-location = /in {
-    retell_webhook inbound;
-    retell_webhook_secret $secret;
-    @{[ $block->extra_config // '' ]}
-}
-location = /out {
-    retell_webhook outbound;
-    retell_webhook_secret $secret;
-    @{[ $block->extra_config // '' ]}
-}
-_EOC_
-});
+my $preprocess = db_block_preprocessor();
+add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);
 

@@ -6,33 +6,14 @@ use Test::Nginx::Socket 'no_plan';
 use Retell;
 use Time::HiRes qw(time sleep);
 
-our $secret = $SECRET;
 
 sub R { Retell::sample(@_) }
 sub C { Retell::with_call_id(@_) }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    reset_db();
-    mark_log();
-    deliveries_to_requests($block);
-
-    $block->set_value(http_config => pg_http_config()
-                                     . ($block->extra_http_config // ''))
-        unless defined $block->http_config;
-
-    $block->set_value(config => <<"_EOC_") unless defined $block->config;
-location = /in {
-    retell_webhook inbound;
-    retell_webhook_secret $secret;
-    @{[ $block->extra_config // '' ]}
-}
-location = /fast {
-    return 200 "fast\\n";
-}
-_EOC_
+my $preprocess = db_block_preprocessor(config => sub {
+    webhook_locations(in => $_[0]) . "location = /fast { return 200 \"fast\\n\"; }\n";
 });
+add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);
 
@@ -78,9 +59,7 @@ retell_postgres_pool 1;
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $locker = DBI->connect('dbi:Pg:' . dbh()->{Name}, 'postgres', '',
-                          { AutoCommit => 0, RaiseError => 1, PrintError => 0 });
-$locker->do(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617' FOR UPDATE});
+my $locker = lock_rows(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617' FOR UPDATE});
 my $t0 = time;
 my $sock = post_start('/in', ::R('inbound-call_ended'));
 sleep 0.2;   # let the statement reach the lock
@@ -114,9 +93,7 @@ retell_postgres_pool 1;
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $locker = DBI->connect('dbi:Pg:' . dbh()->{Name}, 'postgres', '',
-                          { AutoCommit => 0, RaiseError => 1, PrintError => 0 });
-$locker->do(q{SELECT 1 FROM retell.calls FOR UPDATE});
+my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
 # one statement holds the only connection, 16 wait (16 per connection)
 my @socks = (post_start('/in', ::R('inbound-call_ended')));
 sleep 0.2;
@@ -158,9 +135,7 @@ retell_postgres_pool 1;
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $locker = DBI->connect('dbi:Pg:' . dbh()->{Name}, 'postgres', '',
-                          { AutoCommit => 0, RaiseError => 1, PrintError => 0 });
-$locker->do(q{SELECT 1 FROM retell.calls FOR UPDATE});
+my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
 my $sock = post_start('/in', ::R('inbound-call_ended'));
 sleep 0.2;
 close $sock;                         # the client gives up

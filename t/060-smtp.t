@@ -6,7 +6,6 @@ use Retell;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
-our $secret = $SECRET;
 our $tmp = "$REPO/build/smtp-test";
 system('mkdir', '-p', $tmp);
 
@@ -79,34 +78,16 @@ sub nginx_stop {
     wait_for(sub { !kill 0, $pid }, 30);
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    reset_db();
-    mark_log();
-    deliveries_to_requests($block);
-
-    # "--- smtp_sink eval": the sink's options, or 'none' for no server
-    my $sink = $block->smtp_sink // {};
-    smtp_stop();
-    $mail = ref $sink ? smtp_start(%$sink) : undef;
-
-    $block->set_value(http_config => smtp_http_config()
-                                     . ($block->extra_http_config // ''))
-        unless defined $block->http_config;
-
-    $block->set_value(config => <<"_EOC_") unless defined $block->config;
-location = /in {
-    retell_webhook inbound;
-    retell_webhook_secret $secret;
-}
-location = /out {
-    retell_webhook outbound;
-    retell_webhook_secret $secret;
-    retell_company 2;
-}
-_EOC_
-});
+my $preprocess = db_block_preprocessor(
+    http_config => \&smtp_http_config,
+    config => sub { webhook_locations(out => 'retell_company 2;') },
+    each => sub {
+        # "--- smtp_sink eval": the sink's options, or 'none' for no server
+        my $sink = $_[0]->smtp_sink // {};
+        smtp_stop();
+        $mail = ref $sink ? smtp_start(%$sink) : undef;
+    });
+add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);
 

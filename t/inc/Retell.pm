@@ -18,7 +18,8 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  event_body concurrent_posts db_check_hook
                  deliveries_to_requests mark_log block_log
                  smtp_start smtp_stop smtp_messages parse_mail wait_for
-                 $SMTP_PORT smtp_http_config);
+                 $SMTP_PORT smtp_http_config webhook_locations
+                 db_block_preprocessor lock_rows);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../..');
 our $SECRET = 'test-secret-0f8e2c';
@@ -211,6 +212,50 @@ retell_smtp_from retell\@parkview.test;
 retell_smtp_timeout 5s;
 retell_smtp_backoff 500ms;
 _EOC_
+}
+
+# the two endpoints the tests post to, with extra directives for each
+sub webhook_locations {
+    my (%extra) = @_;
+    return join '', map { <<"_EOC_" } qw(in out);
+location = /$_ {
+    retell_webhook ${_}bound;
+    retell_webhook_secret $SECRET;
+    @{[ $extra{$_} // '' ]}
+}
+_EOC_
+}
+
+# What the database tests do before each block: an empty database with
+# its companies, a log mark, the block's signed deliveries, and a default
+# http_config (plus "--- extra_http_config") and config (the endpoints,
+# with "--- extra_config" in both) unless the block has its own.
+sub db_block_preprocessor {
+    my (%o) = @_;
+    return sub {
+        my $block = shift;
+        reset_db();
+        mark_log();
+        deliveries_to_requests($block);
+        $o{each}->($block) if $o{each};
+        $block->set_value(http_config => ($o{http_config} // \&pg_http_config)->()
+                                         . ($block->extra_http_config // ''))
+            unless defined $block->http_config;
+        my $extra = $block->extra_config // '';
+        $block->set_value(config => ($o{config} // sub {
+                webhook_locations(in => $_[0], out => $_[0]) })->($extra))
+            unless defined $block->config;
+    };
+}
+
+# another session holding row locks until ->rollback
+sub lock_rows {
+    my ($sql) = @_;
+    my $locker = DBI->connect('dbi:Pg:' . dbh()->{Name}, 'postgres', '',
+                              { AutoCommit => 0, RaiseError => 1,
+                                PrintError => 0 });
+    $locker->do($sql);
+    return $locker;
 }
 
 # A block's "--- deliveries eval", [[path, body, %sign_options], ...],
