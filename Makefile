@@ -43,9 +43,13 @@ build/unit/test_%: t/unit/test_%.c $(PURE)/ngx_http_retell_%.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^
 
+# under valgrind when it is there: the pure code must not leak or misread
+VALGRIND   := $(shell command -v valgrind >/dev/null 2>&1 \
+                && echo valgrind -q --leak-check=full --error-exitcode=3)
+
 unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do \
-	    echo "$$t"; $$t t/samples || rc=1; \
+	    echo "$$t"; $(VALGRIND) $$t t/samples || rc=1; \
 	done; exit $$rc
 
 test: deps

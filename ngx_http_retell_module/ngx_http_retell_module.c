@@ -935,6 +935,8 @@ ngx_http_retell_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_retell_main_conf_t  *rmcf;
 
+    ngx_http_retell_signature_cleanup();
+
     if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
         return;
     }

@@ -197,6 +197,18 @@ ngx_http_retell_hex_value(u_char c)
 
 #if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
 
+/* fetched once per process: fetching is a locked table look-up */
+static EVP_MAC  *ngx_http_retell_mac;
+
+
+void
+ngx_http_retell_signature_cleanup(void)
+{
+    EVP_MAC_free(ngx_http_retell_mac);
+    ngx_http_retell_mac = NULL;
+}
+
+
 static int
 ngx_http_retell_hmac(const u_char *key, size_t key_len, const u_char *body,
     size_t body_len, const u_char *timestamp, size_t timestamp_len,
@@ -207,17 +219,14 @@ ngx_http_retell_hmac(const u_char *key, size_t key_len, const u_char *body,
     EVP_MAC_CTX   *ctx;
     OSSL_PARAM     params[2];
 
-    /* fetched once per process: fetching is a locked table look-up */
-    static EVP_MAC  *mac;
-
-    if (mac == NULL) {
-        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (mac == NULL) {
+    if (ngx_http_retell_mac == NULL) {
+        ngx_http_retell_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (ngx_http_retell_mac == NULL) {
             return -1;
         }
     }
 
-    ctx = EVP_MAC_CTX_new(mac);
+    ctx = EVP_MAC_CTX_new(ngx_http_retell_mac);
     if (ctx == NULL) {
         return -1;
     }
@@ -243,6 +252,12 @@ ngx_http_retell_hmac(const u_char *key, size_t key_len, const u_char *body,
 }
 
 #else
+
+void
+ngx_http_retell_signature_cleanup(void)
+{
+}
+
 
 static int
 ngx_http_retell_hmac(const u_char *key, size_t key_len, const u_char *body,

@@ -41,6 +41,9 @@ int ngx_http_retell_signature_verify(const ngx_http_retell_signature_t *sig,
 int ngx_http_retell_signature_fresh(const ngx_http_retell_signature_t *sig,
     uint64_t now, uint64_t tolerance);
 
+/* frees what verification keeps for the process's lifetime */
+void ngx_http_retell_signature_cleanup(void);
+
 /* writes the lower-case hex of the HMAC into hex (64 bytes); 0 or -1 */
 int ngx_http_retell_signature_sign(const u_char *key, size_t key_len,
     const u_char *body, size_t body_len, const u_char *timestamp,

@@ -142,5 +142,7 @@ main(void)
     hex[64] = '\0';
     CHECK_STR(hex, HEX2, "sign vector 2");
 
+    ngx_http_retell_signature_cleanup();
+
     return UNIT_DONE();
 }
