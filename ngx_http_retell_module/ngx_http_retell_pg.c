@@ -215,6 +215,21 @@ ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op)
 }
 
 
+ngx_msec_t
+ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op)
+{
+    ngx_msec_int_t  left;
+
+    if (!op->timer.timer_set) {
+        return 0;
+    }
+
+    left = (ngx_msec_int_t) (op->timer.timer.key - ngx_current_msec);
+
+    return left > 0 ? (ngx_msec_t) left : 0;
+}
+
+
 static void
 ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
 {
@@ -564,6 +579,10 @@ ngx_http_retell_pg_send(ngx_http_retell_pg_conn_t *conn,
     conn->c->idle = 0;
     conn->op = op;
     op->conn = conn;
+
+    if (op->prepare) {
+        op->prepare(op);
+    }
 
     if (!PQsendQueryParams(conn->pg, op->command, op->nparams, NULL,
                            op->values, NULL, NULL, 0))

@@ -28,6 +28,9 @@ typedef struct ngx_http_retell_pg_op_s    ngx_http_retell_pg_op_t;
 typedef void (*ngx_http_retell_pg_handler_pt)(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
 
+/* called right before the command is sent, to set late parameters */
+typedef void (*ngx_http_retell_pg_prepare_pt)(ngx_http_retell_pg_op_t *op);
+
 
 struct ngx_http_retell_pg_op_s {
     ngx_queue_t                     queue;      /* in the wait queue */
@@ -42,6 +45,7 @@ struct ngx_http_retell_pg_op_s {
     ngx_event_t                     timer;
 
     ngx_http_retell_pg_handler_pt   handler;
+    ngx_http_retell_pg_prepare_pt   prepare;    /* may be NULL */
     void                           *data;
     ngx_log_t                      *log;
 
@@ -63,6 +67,9 @@ ngx_int_t ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
 /* the handler is not called; a running command is drained off-line */
 void ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op);
+
+/* what is left of the op's timeout, in ms */
+ngx_msec_t ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op);
 
 
 #endif /* _NGX_HTTP_RETELL_PG_H_INCLUDED_ */

@@ -31,6 +31,7 @@ static ngx_int_t ngx_http_retell_store_answer(ngx_http_request_t *r,
 static ngx_int_t ngx_http_retell_send_unavailable(ngx_http_request_t *r,
     const char *message);
 static void ngx_http_retell_store_cleanup(void *data);
+static void ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op);
 static char *ngx_http_retell_int_param(ngx_pool_t *pool,
     ngx_http_retell_int_t *n);
 static char *ngx_http_retell_rules_param(ngx_pool_t *pool,
@@ -150,12 +151,11 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 #undef str
 #undef flag
 
+    /* p_budget_ms: set when the statement leaves, see below */
     v[34] = (const char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
     if (v[34] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    *ngx_sprintf((u_char *) v[34], "%M", rlcf->postgres_timeout) = '\0';
 
     op = &ctx->op;
     op->command = ngx_http_retell_apply_sql;
@@ -163,6 +163,7 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->values = v;
     op->timeout = rlcf->postgres_timeout;
     op->handler = ngx_http_retell_store_done;
+    op->prepare = ngx_http_retell_store_budget;
     op->data = r;
     op->log = r->connection->log;
 
@@ -341,6 +342,23 @@ ngx_http_retell_send_unavailable(ngx_http_request_t *r, const char *message)
 
     return ngx_http_retell_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "unavailable", message);
+}
+
+
+/*
+ * The statement gets what is left of the delivery's time, after waiting
+ * for a connection: its lock_timeout, and the limit past which it rolls
+ * back rather than commit behind a client already told 503.
+ */
+
+static void
+ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op)
+{
+    u_char  *p;
+
+    p = (u_char *) op->values[NGX_HTTP_RETELL_NPARAMS - 1];
+
+    *ngx_sprintf(p, "%M", ngx_max(ngx_http_retell_pg_time_left(op), 1)) = '\0';
 }
 
 
