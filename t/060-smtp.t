@@ -387,3 +387,19 @@ ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE stat
 is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE attempts > 1}), 0, "$name: none sent twice");
 ::nginx_stop($n);
 like(::slurp("$n->{dir}/logs/error.log"), qr/reconfiguring/, "$name: the reload happened");
+
+
+
+=== TEST 14: every step has a timer: a server that stalls is a temporary failure
+--- smtp_sink eval
+{ 'delay-data' => 5 }
+--- http_config eval
+Retell::smtp_http_config(timeout => '500ms')
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_analyzed-action_required') ] ]
+--- error_code: 200
+--- db_check
+my $o = wait_for(sub { db_row(q{SELECT * FROM retell.email_outbox WHERE status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL}) });
+ok($o, "$name: back to pending for a retry");
+like($o->{last_error}, qr/timed out waiting for a reply/, "$name: says why");
+like(block_log(), qr/\[warn\] .*retell outbox 1 \(call "call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617"\): not sent, will retry/, "$name: logged with the call id");

@@ -206,10 +206,11 @@ sub parse_mail {
 sub smtp_http_config {
     my (%opt) = @_;
     my $port = $opt{port} // $SMTP_PORT;
+    my $timeout = $opt{timeout} // '5s';
     return pg_http_config() . <<"_EOC_";
 retell_smtp_server 127.0.0.1:$port;
 retell_smtp_from retell\@parkview.test;
-retell_smtp_timeout 5s;
+retell_smtp_timeout $timeout;
 retell_smtp_backoff 500ms;
 _EOC_
 }
