@@ -23,6 +23,7 @@
 #define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* per connection */
+#define NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT  30000
 
 
 typedef enum {
@@ -206,11 +207,15 @@ ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op)
     if (conn) {
         /*
          * the command may still be running: the connection serves
-         * nobody else until its results are read and thrown away
+         * nobody else until its results are read and thrown away, or
+         * is closed if they do not come
          */
         conn->op = NULL;
         conn->state = NGX_HTTP_RETELL_PG_DRAINING;
         op->conn = NULL;
+
+        conn->c->read->cancelable = 1;
+        ngx_add_timer(conn->c->read, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
     }
 }
 
@@ -442,6 +447,7 @@ ngx_http_retell_pg_event_handler(ngx_event_t *ev)
 {
     ngx_connection_t           *c;
     ngx_http_retell_pg_conn_t  *conn;
+    ngx_http_retell_pg_pool_t  *pool;
 
     c = ev->data;
     conn = c->data;
@@ -461,6 +467,16 @@ ngx_http_retell_pg_event_handler(ngx_event_t *ev)
         return;
 
     default: /* READING, DRAINING */
+        if (ev->timedout) {
+            ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                          "retell postgres: no answer to a cancelled "
+                          "command, closing the connection");
+            pool = conn->pool;
+            ngx_http_retell_pg_close(conn);
+            ngx_http_retell_pg_dispatch(pool);
+            return;
+        }
+
         if (!ev->write) {
             ngx_http_retell_pg_read(conn);
         }
