@@ -288,7 +288,6 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
     }
 
     copy(reason, 2);
-    copy(call_id, 4);
     copy(direction, 5);
     copy(company_name, 6);
     copy(ticket_id, 7);
@@ -313,6 +312,9 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
     {
         return NGX_ERROR;
     }
+
+    m.call_id.data = ob->call_id.data;
+    m.call_id.len = ob->call_id.len;
 
     /* the recipients, validated when the row was queued */
 

@@ -357,6 +357,7 @@ static void
 ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 {
     u_char      *auth, *p;
+    ngx_str_t   *secret;
     ngx_uint_t   code, result;
 
     code = s->code;
@@ -415,31 +416,25 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         return;
 
     case ngx_smtp_auth_login:
-        if (code != 334) {
-            break;
-        }
-
-        p = ngx_http_retell_smtp_base64(s->pool, s->conf->user.data,
-                                        s->conf->user.len);
-        if (p == NULL) {
-            break;
-        }
-
-        ngx_http_retell_smtp_command(s, ngx_smtp_auth_user, "%s\r\n", p);
-        return;
-
     case ngx_smtp_auth_user:
+        /* AUTH LOGIN: 334 asks for the user name, then the password */
+
         if (code != 334) {
             break;
         }
 
-        p = ngx_http_retell_smtp_base64(s->pool, s->conf->password.data,
-                                        s->conf->password.len);
+        secret = (s->state == ngx_smtp_auth_login) ? &s->conf->user
+                                                   : &s->conf->password;
+
+        p = ngx_http_retell_smtp_base64(s->pool, secret->data, secret->len);
         if (p == NULL) {
             break;
         }
 
-        ngx_http_retell_smtp_command(s, ngx_smtp_auth_password, "%s\r\n", p);
+        ngx_http_retell_smtp_command(s, s->state == ngx_smtp_auth_login
+                                        ? ngx_smtp_auth_user
+                                        : ngx_smtp_auth_password,
+                                     "%s\r\n", p);
         return;
 
     case ngx_smtp_mail:
