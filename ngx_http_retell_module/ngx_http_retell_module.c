@@ -8,8 +8,6 @@
 
 #include "ngx_http_retell_mail.h"
 
-#include <libpq-fe.h>
-#include <netdb.h>
 
 
 #define NGX_HTTP_RETELL_SECRET_MAX_LEN  4096
@@ -29,16 +27,12 @@ static char *ngx_http_retell_webhook_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *secret);
-static char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret);
 static char *ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_retell_postgres_resolve(ngx_conf_t *cf,
-    PQconninfoOption *options, ngx_str_t *conninfo, ngx_str_t *resolved);
 static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
 
@@ -110,6 +104,13 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_retell_main_conf_t, pool_size),
       &ngx_http_retell_pool_bounds },
+
+    { ngx_string("retell_postgres_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, postgres_connect_timeout),
+      NULL },
 
     { ngx_string("retell_postgres_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -252,6 +253,7 @@ ngx_http_retell_create_main_conf(ngx_conf_t *cf)
      */
 
     rmcf->pool_size = NGX_CONF_UNSET_UINT;
+    rmcf->postgres_connect_timeout = NGX_CONF_UNSET_MSEC;
     rmcf->smtp.starttls = NGX_CONF_UNSET_UINT;
     rmcf->smtp.timeout = NGX_CONF_UNSET_MSEC;
     rmcf->smtp_max_attempts = NGX_CONF_UNSET_UINT;
@@ -269,6 +271,11 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_pool_cleanup_t  *cln;
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
+
+    /* libpq's connect_timeout, when given, unless the directive says */
+    ngx_conf_init_msec_value(rmcf->postgres_connect_timeout,
+                             rmcf->postgres_conninfo_timeout
+                             ? rmcf->postgres_conninfo_timeout : 2000);
     ngx_conf_init_uint_value(rmcf->smtp.starttls,
                              NGX_HTTP_RETELL_STARTTLS_ON);
     ngx_conf_init_msec_value(rmcf->smtp.timeout, 30000);
@@ -390,6 +397,7 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_retell_loc_conf_t *prev = parent;
     ngx_http_retell_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t     *clcf;
     ngx_http_retell_main_conf_t  *rmcf;
 
     /* secrets given at this level replace inherited ones, as arrays do */
@@ -423,6 +431,26 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     rmcf->webhooks++;
+
+    /*
+     * a body nginx spools to a temp file is read back with a blocking
+     * read: say so when the location lets that happen
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if ((off_t) clcf->client_body_buffer_size < clcf->client_max_body_size
+        || clcf->client_max_body_size == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"client_body_buffer_size\" %uz is smaller "
+                           "than \"client_max_body_size\" %O on a "
+                           "\"retell_webhook\" location: larger bodies are "
+                           "read back from a temporary file with a blocking "
+                           "read; set both to the same size",
+                           clcf->client_body_buffer_size,
+                           clcf->client_max_body_size);
+    }
 
     if (conf->secrets == NULL || conf->secrets->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -624,198 +652,6 @@ ngx_http_retell_add_secret(ngx_conf_t *cf, ngx_http_retell_loc_conf_t *rlcf,
 
 
 static char *
-ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_retell_main_conf_t *rmcf = conf;
-
-    char               *err, *rv;
-    size_t              len;
-    ngx_str_t          *value;
-    PQconninfoOption   *options;
-
-    if (rmcf->postgres.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    /* parse only: a bad string fails "nginx -t", nothing connects here */
-
-    err = NULL;
-    options = PQconninfoParse((char *) value[1].data, &err);
-
-    if (options == NULL) {
-        len = err ? ngx_strlen(err) : 0;
-
-        while (len && (err[len - 1] == '\n' || err[len - 1] == ' ')) {
-            len--;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\" connection string: %*s",
-                           &cmd->name, len, err ? err : "");
-        if (err) {
-            PQfreemem(err);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    rv = ngx_http_retell_postgres_resolve(cf, options, &value[1],
-                                          &rmcf->postgres);
-
-    PQconninfoFree(options);
-
-    return rv;
-}
-
-
-/*
- * libpq resolves host names inside PQconnectStart(), blocking the worker:
- * resolve them here, at configuration load, into "hostaddr" (one entry
- * per host; an empty entry keeps a socket directory), and hand the pool a
- * connection string libpq will not need DNS for.
- */
-
-static char *
-ngx_http_retell_postgres_resolve(ngx_conf_t *cf, PQconninfoOption *options,
-    ngx_str_t *conninfo, ngx_str_t *resolved)
-{
-    int                 rc;
-    u_char             *p, *item, *end, *last;
-    size_t              len;
-    struct addrinfo     hints, *res, *ai, *pick;
-    PQconninfoOption   *o, *host, *hostaddr;
-    u_char              name[NGX_MAXHOSTNAMELEN + 1];
-    u_char              text[NGX_SOCKADDR_STRLEN];
-
-    host = NULL;
-    hostaddr = NULL;
-    len = 0;
-
-    for (o = options; o->keyword; o++) {
-        if (ngx_strcmp(o->keyword, "host") == 0) {
-            host = o;
-
-        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
-            hostaddr = o;
-        }
-
-        if (o->val) {
-            len += ngx_strlen(o->keyword) + 4 + 2 * ngx_strlen(o->val);
-        }
-    }
-
-    if (host == NULL || host->val == NULL || host->val[0] == '\0'
-        || (hostaddr && hostaddr->val && hostaddr->val[0]))
-    {
-        *resolved = *conninfo;
-        return NGX_CONF_OK;
-    }
-
-    len += sizeof("hostaddr=''") + ngx_strlen(host->val) * NGX_SOCKADDR_STRLEN;
-
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    resolved->data = p;
-
-    for (o = options; o->keyword; o++) {
-        if (o->val == NULL || o == hostaddr) {
-            continue;
-        }
-
-        p = ngx_sprintf(p, "%s='", o->keyword);
-
-        for (item = (u_char *) o->val; *item; item++) {
-            if (*item == '\'' || *item == '\\') {
-                *p++ = '\\';
-            }
-
-            *p++ = *item;
-        }
-
-        *p++ = '\'';
-        *p++ = ' ';
-    }
-
-    p = ngx_cpymem(p, "hostaddr='", sizeof("hostaddr='") - 1);
-
-    item = (u_char *) host->val;
-    last = item + ngx_strlen(host->val);
-
-    while (item <= last) {
-        end = ngx_strlchr(item, last, ',');
-        if (end == NULL) {
-            end = last;
-        }
-
-        if (item > (u_char *) host->val) {
-            *p++ = ',';
-        }
-
-        if (end - item == 0 || *item == '/' || end - item > NGX_MAXHOSTNAMELEN)
-        {
-            /* a socket directory, or left for libpq to reject */
-            item = end + 1;
-            continue;
-        }
-
-        ngx_cpystrn(name, item, end - item + 1);
-
-        ngx_memzero(&hints, sizeof(struct addrinfo));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-
-        rc = getaddrinfo((char *) name, NULL, &hints, &res);
-
-        if (rc != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "host \"%s\" in \"retell_postgres\" not "
-                               "found: %s", name, gai_strerror(rc));
-            return NGX_CONF_ERROR;
-        }
-
-        /* IPv4 first, as nginx orders resolved addresses */
-
-        pick = res;
-
-        for (ai = res; ai; ai = ai->ai_next) {
-            if (ai->ai_family == AF_INET) {
-                pick = ai;
-                break;
-            }
-        }
-
-        len = ngx_sock_ntop(pick->ai_addr, pick->ai_addrlen, text,
-                            NGX_SOCKADDR_STRLEN, 0);
-        freeaddrinfo(res);
-
-        if (text[0] == '[') {
-            /* ngx_sock_ntop() brackets IPv6 only with a port */
-            len -= 2;
-            ngx_memmove(text, text + 1, len);
-        }
-
-        p = ngx_cpymem(p, text, len);
-
-        item = end + 1;
-    }
-
-    *p++ = '\'';
-
-    resolved->len = p - resolved->data;
-
-    /* the pool hands it to libpq as a C string */
-    *p = '\0';
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
 ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
@@ -914,8 +750,9 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
 
     /* connections are opened on first use, not here */
 
-    rmcf->pool = ngx_http_retell_pg_pool_create(cycle, &rmcf->postgres,
-                                                rmcf->pool_size);
+    rmcf->pool = ngx_http_retell_pg_pool_create(cycle, rmcf->postgres_hosts,
+                                                rmcf->pool_size,
+                                                rmcf->postgres_connect_timeout);
     if (rmcf->pool == NULL) {
         return NGX_ERROR;
     }

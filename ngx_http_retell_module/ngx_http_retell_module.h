@@ -27,6 +27,10 @@
 
 typedef struct {
     ngx_str_t                   postgres;        /* libpq conninfo */
+    ngx_array_t                *postgres_hosts;  /* of ngx_str_t, one
+                                                    conninfo per address */
+    ngx_msec_t                  postgres_connect_timeout;
+    ngx_msec_t                  postgres_conninfo_timeout;
     ngx_uint_t                  pool_size;
     ngx_uint_t                  webhooks;        /* locations using it */
 
@@ -62,6 +66,8 @@ typedef struct {
 
 
 ngx_int_t ngx_http_retell_handler(ngx_http_request_t *r);
+char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);
 ngx_int_t ngx_http_retell_send_error(ngx_http_request_t *r,

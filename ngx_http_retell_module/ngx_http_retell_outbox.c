@@ -55,7 +55,8 @@ static void ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
 static void ngx_http_retell_outbox_retry_record(ngx_event_t *ev);
 static ngx_int_t ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
-    const char *command, int nparams, ngx_http_retell_pg_handler_pt handler);
+    const char *command, int nparams, ngx_uint_t idempotent,
+    ngx_http_retell_pg_handler_pt handler);
 static void ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_sweep(ngx_event_t *ev);
 static ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool,
@@ -216,7 +217,9 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     *ngx_sprintf(lease, "%M", ob->rmcf->smtp.timeout * 16 + 60000) = '\0';
     ob->values[0] = (char *) lease;
 
-    rc = ngx_http_retell_outbox_query(ob, ngx_http_retell_claim_sql, 1,
+    /* not idempotent: a claim repeated would lease a second row */
+
+    rc = ngx_http_retell_outbox_query(ob, ngx_http_retell_claim_sql, 1, 0,
                                       ngx_http_retell_outbox_claimed);
 
     if (rc != NGX_OK) {
@@ -511,7 +514,9 @@ ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
     ob->values[6] = (char *) p;
     *ngx_sprintf(p, "%M", ob->rmcf->smtp_backoff) = '\0';
 
-    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 7,
+    /* idempotent: it matches only a row still "sending" */
+
+    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 7, 1,
                                      ngx_http_retell_outbox_recorded)
         != NGX_OK)
     {
@@ -578,7 +583,8 @@ ngx_http_retell_outbox_retry_record(ngx_event_t *ev)
 
 static ngx_int_t
 ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
-    const char *command, int nparams, ngx_http_retell_pg_handler_pt handler)
+    const char *command, int nparams, ngx_uint_t idempotent,
+    ngx_http_retell_pg_handler_pt handler)
 {
     ngx_memzero(&ob->op, sizeof(ngx_http_retell_pg_op_t));
 
@@ -589,6 +595,7 @@ ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
     ob->op.handler = handler;
     ob->op.data = ob;
     ob->op.log = ob->log;
+    ob->op.idempotent = idempotent;
 
     return ngx_http_retell_pg_run(ob->rmcf->pool, &ob->op);
 }

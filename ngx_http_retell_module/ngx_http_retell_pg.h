@@ -2,8 +2,9 @@
 /*
  * A per-worker pool of non-blocking libpq connections driven by nginx's
  * event loop.  A caller fills an ngx_http_retell_pg_op_t and hands it to
- * ngx_http_retell_pg_run(); its handler is called once, from an event
- * handler, with the command's result or an error.
+ * ngx_http_retell_pg_run(); its handler is called once, always from an
+ * event (a posted event or the op's timer), never from inside run(), with
+ * the command's result or an error.
  */
 
 
@@ -15,6 +16,9 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <libpq-fe.h>
+
+
+#define NGX_HTTP_RETELL_PG_ERROR_LEN  256
 
 
 typedef struct ngx_http_retell_pg_pool_s  ngx_http_retell_pg_pool_t;
@@ -44,6 +48,11 @@ struct ngx_http_retell_pg_op_s {
     ngx_msec_t                      timeout;    /* from run() to result */
     ngx_event_t                     timer;
 
+    ngx_event_t                     done;       /* posted: calls handler */
+    PGresult                       *res;
+    const char                     *error;
+    u_char                          error_text[NGX_HTTP_RETELL_PG_ERROR_LEN];
+
     ngx_http_retell_pg_handler_pt   handler;
     ngx_http_retell_pg_prepare_pt   prepare;    /* may be NULL */
     void                           *data;
@@ -51,16 +60,17 @@ struct ngx_http_retell_pg_op_s {
 
     unsigned                        waiting:1;
     unsigned                        retried:1;
+    unsigned                        idempotent:1;  /* safe to send twice */
 };
 
 
 ngx_http_retell_pg_pool_t *ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_str_t *conninfo, ngx_uint_t size);
+    ngx_array_t *hosts, ngx_uint_t size, ngx_msec_t connect_timeout);
 void ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool);
 
 /*
- * NGX_OK: the handler will be called later; NGX_DECLINED: the database
- * is unreachable right now; NGX_BUSY: the wait queue is full
+ * NGX_OK: the handler will be called later; NGX_DECLINED: the pool is
+ * closed (the worker exits); NGX_BUSY: the wait queue is full
  */
 ngx_int_t ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op);

@@ -166,6 +166,7 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->prepare = ngx_http_retell_store_budget;
     op->data = r;
     op->log = r->connection->log;
+    op->idempotent = 1;         /* deduplicated by the delivery's digest */
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -175,27 +176,34 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     cln->handler = ngx_http_retell_store_cleanup;
     cln->data = ctx;
 
-    rc = ngx_http_retell_pg_run(rmcf->pool, op);
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "retell call \"%s\": database unreachable",
-                      ev->call_id.data);
-
-        return ngx_http_retell_send_unavailable(r, "database unreachable");
-    }
-
-    if (rc == NGX_BUSY) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "retell call \"%s\": too many deliveries waiting "
-                      "for a database connection", ev->call_id.data);
-
-        return ngx_http_retell_send_unavailable(r, "database busy");
-    }
+    /*
+     * running is set first: once the pool has the op, the request may be
+     * finalized (from an event) at any time, and ctx must not be touched
+     */
 
     ctx->running = 1;
 
-    return NGX_DONE;
+    rc = ngx_http_retell_pg_run(rmcf->pool, op);
+
+    if (rc == NGX_OK) {
+        return NGX_DONE;
+    }
+
+    ctx->running = 0;
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "retell call \"%s\": worker is shutting down",
+                      ev->call_id.data);
+
+        return ngx_http_retell_send_unavailable(r, "shutting down");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "retell call \"%s\": too many deliveries waiting "
+                  "for a database connection", ev->call_id.data);
+
+    return ngx_http_retell_send_unavailable(r, "database busy");
 }
 
 

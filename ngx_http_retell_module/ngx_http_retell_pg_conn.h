@@ -1,0 +1,99 @@
+
+/*
+ * Inside the PostgreSQL pool: the pool (ngx_http_retell_pg.c: admission,
+ * the wait queue, the circuit breaker, completions) and its connections
+ * (ngx_http_retell_pg_conn.c: libpq on nginx events).
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_PG_CONN_H_INCLUDED_
+#define _NGX_HTTP_RETELL_PG_CONN_H_INCLUDED_
+
+
+#include "ngx_http_retell_pg.h"
+
+#include <sys/stat.h>
+
+
+typedef enum {
+    NGX_HTTP_RETELL_PG_CONNECTING = 0,
+    NGX_HTTP_RETELL_PG_IDLE,
+    NGX_HTTP_RETELL_PG_SENDING,     /* op may be NULL: cancelled */
+    NGX_HTTP_RETELL_PG_READING,
+    NGX_HTTP_RETELL_PG_DRAINING     /* its op went away; results discarded */
+} ngx_http_retell_pg_state_e;
+
+
+struct ngx_http_retell_pg_conn_s {
+    ngx_queue_t                     queue;      /* idle or free list */
+    ngx_queue_t                     all;        /* every open connection */
+    ngx_http_retell_pg_pool_t      *pool;
+    PGconn                         *pg;
+    ngx_connection_t               *c;          /* its events only */
+    ino_t                           inode;      /* of the wrapped socket */
+    ngx_http_retell_pg_op_t        *op;
+    PGresult                       *result;
+    ngx_http_retell_pg_state_e      state;
+    ngx_uint_t                      requests;
+    ngx_uint_t                      host;       /* index in pool->hosts */
+
+    /* connect, idle and drain: kept across libpq's socket changes */
+    ngx_event_t                     timer;
+
+    unsigned                        queued:1;   /* in pool->idle */
+};
+
+
+struct ngx_http_retell_pg_pool_s {
+    ngx_str_t                      *hosts;      /* one conninfo each */
+    ngx_uint_t                      nhosts;
+    ngx_uint_t                      host;       /* the one to try, or the
+                                                   last that worked */
+    ngx_uint_t                      failures;   /* hosts failed in a row */
+
+    ngx_uint_t                      max;
+    ngx_uint_t                      count;      /* open or opening */
+    ngx_uint_t                      connecting;
+    ngx_uint_t                      nwaiting;
+    ngx_uint_t                      max_waiting;
+    ngx_msec_t                      connect_timeout;
+
+    ngx_queue_t                     idle;
+    ngx_queue_t                     waiting;
+    ngx_queue_t                     free;
+    ngx_queue_t                     all;
+
+    /* the circuit breaker: open ("down") after every host failed */
+    ngx_msec_t                      backoff;
+    ngx_msec_t                      next_probe;   /* without deliveries */
+    ngx_msec_t                      next_retry;   /* with deliveries */
+    ngx_event_t                     probe;
+
+    ngx_log_t                      *log;
+    ngx_pool_t                     *mem;
+    unsigned                        down:1;
+    unsigned                        closed:1;
+};
+
+
+/* ngx_http_retell_pg.c, for the connections */
+void ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool);
+void ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error);
+void ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool,
+    ngx_uint_t host);
+void ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,
+    ngx_uint_t host);
+
+/* ngx_http_retell_pg_conn.c, for the pool */
+ngx_int_t ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool);
+ngx_http_retell_pg_conn_t *ngx_http_retell_pg_conn_take(
+    ngx_http_retell_pg_pool_t *pool);
+void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
+    ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
+void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
+
+
+#endif /* _NGX_HTTP_RETELL_PG_CONN_H_INCLUDED_ */
