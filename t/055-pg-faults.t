@@ -1,0 +1,303 @@
+# The PostgreSQL pool under single, deterministic faults (issue 7,
+# docs/RELIABILITY.md): idle connections reset, a blackholed host, a
+# backend stopped while a statement is being sent, a large answer that
+# arrives whole, PostgreSQL restarting, graceful exit with connections
+# in every state, worker_shutdown_timeout.  Each block failed against
+# the pool of 36d0be6.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+use Faults;
+use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
+
+sub R { Retell::sample(@_) }
+sub B { Retell::event_body(@_) }
+sub C { Retell::with_call_id(@_) }
+
+master_on();
+workers(1);
+
+# the proxy and the blackhole live for the whole file, on ports derived
+# from the test cluster's, so the configurations below can name them
+proxy_start();
+our $hole = blackhole_start();
+our ($pg_port) = $Retell::PG =~ /port=(\d+)/;
+
+my $preprocess = db_block_preprocessor(
+    each => sub { proxy_cmd('pass') },
+    config => sub {
+        webhook_locations(in => $_[0], out => $_[0])
+        . "location = /fast { return 200 \"fast\\n\"; }\n";
+    });
+add_block_preprocessor(sub { $preprocess->(@_) });
+
+add_response_body_check(\&db_check_hook);
+
+no_shuffle();
+run_tests();
+
+
+# the worker of the test nginx (one worker)
+sub worker { my (undef, @w) = nginx_pids(); return $w[-1] }
+
+# request headers now, the body later: lets a test order nginx's events
+sub post_headers {
+    my ($path, $body) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $ENV{TEST_NGINX_SERVER_PORT}, Timeout => 10)
+        or die "connect: $!";
+    $sock->autoflush(1);
+    print $sock "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\n"
+        . "X-Retell-Signature: " . Retell::sign($body) . "\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n";
+    return $sock;
+}
+
+# an HTTP/1.1 keepalive answer: status and body by Content-Length
+sub read_answer {
+    my ($sock) = @_;
+    local $/ = "\r\n\r\n";
+    my $head = <$sock> // '';
+    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
+    my ($len) = $head =~ /\r\nContent-Length: (\d+)/i;
+    my $body = '';
+    read($sock, $body, $len) if $len;
+    return ($status // 0, $body);
+}
+
+sub table_count { db_value("SELECT count(*) FROM retell.$_[0]") }
+
+__DATA__
+
+=== TEST 1: idle connections reset while a delivery's body arrives: the delivery is applied on a new connection
+--- http_config eval: Faults::proxy_http_config() . "retell_postgres_pool 2;\n"
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+# two pool connections, through the proxy, idle
+my @r = concurrent_posts([ '/in', C(R('inbound-call_started'), 'rst-a') ],
+                         [ '/in', C(R('inbound-call_started'), 'rst-b') ]);
+is(scalar(grep { $_->[0] == 200 } @r), 2, "$name: two deliveries open two connections");
+wait_for(sub { proxy_cmd('count') == 2 }, 5);
+is(proxy_cmd('count'), 2, "$name: both idle, through the proxy");
+# the body is read, then both connections die, before the worker sees either
+my $body = C(R('inbound-call_started'), 'rst-c');
+my $sock = post_headers('/in', $body);
+sleep 0.2;                              # nginx has the headers
+my $w = worker();
+kill 'STOP', $w;
+print $sock $body;
+sleep 0.1;
+proxy_cmd('reset');
+sleep 0.1;
+kill 'CONT', $w;
+my ($s, $b) = read_answer($sock);
+is($s, 200, "$name: applied, not refused");
+like($b, qr/"duplicate":false/, "$name: once");
+is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id = 'rst-c'}), 1, "$name: stored");
+# the same connection keeps serving: the request was not freed under it
+print $sock "GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\n";
+($s, $b) = read_answer($sock);
+is($s, 200, "$name: the client connection lives on");
+like(block_log(), qr/idle connection to "[^"]+" closed/, "$name: the dead connections are noticed and logged");
+unlike(block_log(), qr/\[alert\]|\[crit\]/, "$name: no alert");
+
+
+
+=== TEST 2: first host blackholed: failover to the second within the connect timeout, then straight to it
+--- http_config eval
+my $pg = $Retell::PG;
+$pg =~ s/host=127\.0\.0\.1/host=127.0.0.1,127.0.0.1/;
+$pg =~ s/port=(\d+)/port=$::hole,$1/;
+qq{retell_postgres "$pg target_session_attrs=read-write connect_timeout=2";\nretell_postgres_pool 4;\n}
+--- extra_config
+retell_postgres_timeout 4s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s, $b, $t) = post('/in', R('inbound-call_started'));
+is($s, 200, "$name: applied through the second host");
+cmp_ok($t, '>=', 1.9, "$name: after the first host's connect timeout");
+cmp_ok($t, '<', 3, "$name: well within the delivery's budget");
+# three at once need three more connections: the good host is remembered
+my $t0 = time;
+my @r = concurrent_posts(map { [ '/in', C(R('inbound-call_started'), "fo-$_") ] } 1 .. 3);
+is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: new connections go to the host that worked");
+cmp_ok(time - $t0, '<', 0.8, "$name: without waiting on the blackhole again");
+like(block_log(), qr/connection to "127\.0\.0\.1:$::hole" timed out after 2000 ms/, "$name: the timeout is logged");
+
+
+
+=== TEST 3: a backend stopped while a large statement is being sent: after it resumes the connection serves again, not 30 s later
+--- http_config eval: $Retell::PG =~ /(.*)/; qq{retell_postgres "$1";\nretell_postgres_pool 1;\n}
+--- config eval
+Retell::webhook_locations(in => "retell_postgres_timeout 1s; client_max_body_size 40m; client_body_buffer_size 40m;")
+. "location = /in_patient { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; retell_postgres_timeout 8s; }\n"
+. "location = /fast { return 200; }\n"
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+# the pool's one connection exists
+my ($s0) = post('/in_patient', C(R('inbound-call_started'), 'small-first'));
+is($s0, 200, "$name: connected");
+my ($backend) = pg_backend_pids();
+ok($backend, "$name: the pool's backend");
+kill 'STOP', $backend;
+# ~16 MB of statement (payload and transcript): more than the sockets hold
+my $big = B('call_ended', 'big-send', inbound => 1, call_status => 'ended',
+            transcript => 'Agent: hello. ' x 600_000);
+my ($s, undef, $t) = post('/in', $big);
+is($s, 503, "$name: the big one times out while it is being sent");
+cmp_ok($t, '<', 2, "$name: at its timeout");
+kill 'CONT', $backend;
+my $t0 = time;
+my ($s2) = post('/in_patient', C(R('inbound-call_started'), 'after-big'));
+is($s2, 200, "$name: the next delivery is served once the backend resumes");
+cmp_ok(time - $t0, '<', 6, "$name: not after a 30 s drain timeout");
+unlike(block_log(), qr/cancelled command was not/, "$name: the connection was not given up");
+
+
+
+=== TEST 4: a large answer that arrives whole while the worker is busy: read at once (outbox claim with a 60 KB transcript)
+--- http_config eval
+Retell::smtp_http_config() . "retell_postgres_pool 1;\n"
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $mail = smtp_start();
+my $db = Retell::dbh();
+$db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, transcript)
+          VALUES ('call_big_answer', 1, 'inbound', repeat('Caller: the heating is broken. ', 2000))});
+$db->do(q{INSERT INTO retell.tickets (company_id, call_id, status) VALUES (1, 'call_big_answer', 'new')});
+$db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients, next_attempt_at)
+          SELECT 1, id, call_id, 'action_required', '{ops@parkview.test}', now() + interval '1 hour' FROM retell.tickets});
+# the claim waits behind a lock on the calls, with the row due
+my $locker = lock_rows(q{LOCK TABLE retell.calls IN ACCESS EXCLUSIVE MODE});
+$db->do(q{UPDATE retell.email_outbox SET next_attempt_at = now()});
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%email_outbox%'}) }, 10),
+   "$name: the claim waits on the lock");
+my $w = worker();
+kill 'STOP', $w;
+$locker->rollback;
+$locker->disconnect;
+# the whole answer is sent while the worker sleeps
+ok(wait_for(sub { !db_value(q{SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%email_outbox%' AND pid <> pg_backend_pid()}) }, 10),
+   "$name: the backend has answered");
+kill 'CONT', $w;
+ok(wait_for(sub { @{ smtp_messages($mail) } == 1 }, 5), "$name: the email goes out at once");
+is(db_value(q{SELECT status FROM retell.email_outbox}), 'sent', "$name: recorded sent");
+unlike(block_log(), qr/claim failed/, "$name: the claim did not time out");
+smtp_stop();
+
+
+
+=== TEST 5: PostgreSQL restarts: no delivery that arrives once it accepts connections is refused
+--- extra_config
+retell_postgres_timeout 1s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s) = post('/in', C(R('inbound-call_started'), 'before'));
+is($s, 200, "$name: up");
+pg_stop();
+my @down = map { [ post('/in', C(R('inbound-call_started'), "down-$_")) ] } 1 .. 3;
+is(scalar(grep { $_->[0] == 503 } @down), 3, "$name: 503 while down");
+cmp_ok((sort { $b <=> $a } map { $_->[2] } @down)[0], '<', 1.5, "$name: each within its budget");
+# deliveries for a while: a pool whose backoff they drive backs off far
+my $down_until = time + 4;
+my $n = 0;
+post('/in', C(R('inbound-call_started'), "down-more-" . $n++)) while time < $down_until;
+my $up = pg_start_timed();
+my (@after, $i);
+while (time < $up + 3) {
+    my $t0 = time;
+    my ($st, undef, $dt) = post('/in', C(R('inbound-call_started'), "after-" . $i++));
+    push @after, [ $st, $t0, $dt ];
+}
+my @refused = grep { $_->[0] != 200 && $_->[1] > $up } @after;
+my ($first) = grep { $_->[0] == 200 } @after;
+diag(sprintf "%s: %d deliveries after PostgreSQL was up, %d refused, first 200 answered %.3f s after it was up",
+             $name, scalar(@after), scalar(@refused), $first ? $first->[1] + $first->[2] - $up : -1);
+is(scalar(@refused), 0, "$name: none refused after PostgreSQL was back ("
+   . scalar(@after) . " sent)");
+is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id LIKE 'after-%'}),
+   scalar(grep { $_->[0] == 200 } @after), "$name: each 200 has its row");
+like(block_log(), qr/retell postgres is reachable again/, "$name: recovery is logged");
+
+
+
+=== TEST 6: graceful exit with two connections draining cancelled statements: every socket closed, no alert
+--- http_config eval
+my $pg = $Retell::PG;
+qq{retell_postgres "$pg";\nretell_postgres_pool 2;\n}
+--- extra_config
+retell_postgres_timeout 1s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s) = post('/in', R('inbound-call_started'));
+is($s, 200, "$name: up");
+my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
+my @r = concurrent_posts([ '/in', R('inbound-call_ended') ], [ '/in', R('inbound-call_analyzed-action_required') ]);
+ok(!grep({ $_->[0] == 200 } @r), "$name: both stuck behind the lock, answered 503");
+# the two connections now drain cancelled statements
+my ($master) = nginx_pids();
+kill 'QUIT', $master;
+ok(wait_for(sub { !pid_alive($master) }, 10), "$name: nginx exits");
+$locker->rollback;
+$locker->disconnect;
+unlike(block_log(), qr/open socket|\[alert\]/, "$name: no socket left open");
+
+
+
+=== TEST 7: worker_shutdown_timeout ends a worker whose statement hangs
+--- main_config
+worker_shutdown_timeout 1s;
+--- extra_config
+retell_postgres_timeout 20s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s) = post('/in', R('inbound-call_started'));
+is($s, 200, "$name: up");
+my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
+my $sock = post_start('/in', R('inbound-call_ended'));
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) }, 5), "$name: the statement waits");
+my ($master, $old) = nginx_pids();
+kill 'HUP', $master;
+my $t0 = time;
+ok(wait_for(sub { !pid_alive($old) }, 10), "$name: the old worker exits");
+cmp_ok(time - $t0, '<', 4, "$name: at the shutdown timeout, not the statement's 20 s");
+post_finish($sock);
+$locker->rollback;
+$locker->disconnect;
+unlike(block_log(), qr/open socket|\[alert\]/, "$name: no socket left open");
+=== TEST 8: the only host blackholed: 503 within the delivery's budget, the worker serves meanwhile
+--- http_config eval
+my $pg = $Retell::PG;
+$pg =~ s/port=(\d+)/port=$::hole/;
+qq{retell_postgres "$pg";\nretell_postgres_connect_timeout 500ms;\n}
+--- extra_config
+retell_postgres_timeout 1500ms;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $sock = post_start('/in', R('inbound-call_started'));
+my ($fs, undef, $ft) = get('/fast');
+is($fs, 200, "$name: another location answers");
+cmp_ok($ft, '<', 0.3, "$name: at once");
+my $t0 = time;
+my ($s, $b) = post_finish($sock);
+is($s, 503, "$name: 503");
+cmp_ok(time - $t0, '<', 2, "$name: within the budget");
+like(block_log(), qr/connection to "127\.0\.0\.1:$::hole" timed out after 500 ms/, "$name: connect timeouts logged");
