@@ -94,6 +94,22 @@ my @cases = (
       qr/open\(\) "\/nonexistent\/pw" failed/ ],
     [ 'attempts of zero', "$pg retell_smtp_max_attempts 0;", 'return 204;', 0,
       qr/value must be between 1 and 100/ ],
+    [ 'a service file is not read by the worker', 'retell_postgres "service=retell dbname=x";',
+      'retell_webhook inbound; retell_webhook_secret k;', 0,
+      qr/a service in "retell_postgres" is not supported: libpq would read the service file/ ],
+    [ 'host and port lists that do not match',
+      'retell_postgres "host=127.0.0.1,127.0.0.2 port=1,2,3 dbname=x";',
+      'retell_webhook inbound; retell_webhook_secret k;', 0,
+      qr/"retell_postgres": the host, hostaddr and port lists do not match/ ],
+    [ 'connect timeout', "$pg retell_postgres_connect_timeout 1500ms;",
+      'retell_webhook inbound; retell_webhook_secret k;', 1, qr/test is successful/ ],
+    [ 'bad connect timeout', "$pg retell_postgres_connect_timeout soon;",
+      'retell_webhook inbound; retell_webhook_secret k;', 0,
+      qr/"retell_postgres_connect_timeout" directive invalid value/ ],
+    [ 'a body buffer smaller than the largest body: warned',
+      "$pg client_max_body_size 1m; client_body_buffer_size 64k;",
+      'retell_webhook inbound; retell_webhook_secret k;', 1,
+      qr/\[warn\] .*"client_body_buffer_size" 65536 is smaller than "client_max_body_size" 1048576 on a "retell_webhook" location: larger bodies are read back from a temporary file with a blocking read/ ],
     [ 'smtp directives are http-level only', $pg,
       'retell_smtp_from a@b.example; return 204;', 0,
       qr/"retell_smtp_from" directive is not allowed here/ ],
@@ -104,6 +120,14 @@ for my $c (@cases) {
     my ($passed, $out) = nginx_t($http, $location);
     is($passed ? 1 : 0, $ok, "$name: nginx -t " . ($ok ? 'passes' : 'fails'));
     like($out, $re, "$name: message");
+}
+
+# equal sizes: no warning
+{
+    my ($passed, $out) = nginx_t("$pg client_max_body_size 1m; client_body_buffer_size 1m;",
+                                 'retell_webhook inbound; retell_webhook_secret k;');
+    ok($passed, 'equal body sizes: nginx -t passes');
+    unlike($out, qr/\[warn\]/, 'equal body sizes: no warning');
 }
 
 # an empty secret file

@@ -301,3 +301,19 @@ my ($s, $b) = post_finish($sock);
 is($s, 503, "$name: 503");
 cmp_ok(time - $t0, '<', 2, "$name: within the budget");
 like(block_log(), qr/connection to "127\.0\.0\.1:$::hole" timed out after 500 ms/, "$name: connect timeouts logged");
+
+
+
+=== TEST 9: an idle connection ended by the server: its reason is logged, the next delivery is applied
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s) = post('/in', R('inbound-call_started'));
+is($s, 200, "$name: up");
+my ($backend) = pg_backend_pids();
+db_value('SELECT pg_terminate_backend(?)', $backend);
+ok(wait_for(sub { block_log() =~ /idle connection to "[^"]+" closed/ }, 5), "$name: noticed while idle");
+like(block_log(), qr/\[warn\] .*retell postgres: FATAL:  terminating connection due to administrator command/, "$name: the server's reason");
+($s) = post('/in', R('inbound-call_ended'));
+is($s, 200, "$name: the next delivery is applied");
