@@ -26,6 +26,7 @@
 
 #define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
+#define NGX_HTTP_RETELL_PG_RETRY_MAX      1000   /* deliveries waiting */
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* per connection */
 
 
@@ -341,7 +342,8 @@ ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,
                        + ngx_http_retell_pg_jitter(pool->backoff);
     pool->next_retry = ngx_current_msec
                        + ngx_http_retell_pg_jitter(
-                                             NGX_HTTP_RETELL_PG_BACKOFF_MIN);
+                             ngx_min(pool->backoff,
+                                     NGX_HTTP_RETELL_PG_RETRY_MAX));
 
     if (pool->probe.timer_set) {
         ngx_del_timer(&pool->probe);

@@ -725,11 +725,13 @@ static void
 ngx_http_retell_pg_broken(ngx_http_retell_pg_conn_t *conn)
 {
     u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
+    ngx_uint_t                  requests;
     ngx_http_retell_pg_op_t    *op;
     ngx_http_retell_pg_pool_t  *pool;
 
     pool = conn->pool;
     op = conn->op;
+    requests = conn->requests;
 
     ngx_http_retell_pg_error(conn->pg, err, sizeof(err));
 
@@ -742,12 +744,14 @@ ngx_http_retell_pg_broken(ngx_http_retell_pg_conn_t *conn)
 
     if (op) {
         /*
-         * a connection may die under a command it was sending: one that
-         * is safe to repeat (deliveries are deduplicated by their digest)
-         * is tried once more on another connection
+         * a connection may die under a command: one that is safe to
+         * repeat (deliveries are deduplicated by their digest) is tried
+         * again on another connection, after each reused one that broke
+         * (after a server restart every one of them may be dead, each
+         * broken once at most) and once after a fresh one
          */
 
-        if (op->idempotent && !op->retried) {
+        if (op->idempotent && (requests || !op->retried)) {
             ngx_http_retell_pg_requeue(op);
 
         } else {

@@ -1,0 +1,222 @@
+# Faults under load (SPEC sections 3 to 5): a Retell-like client (t/inc/Load.pm)
+# sends the deliveries of many calls and retries every failure as Retell does,
+# while real faults hit the database path (t/inc/Faults.pm: t/fault-proxy,
+# t/blackhole, kill -9).  What must hold whatever happens: every 200 has its
+# rows, nothing is applied twice, after the retries the tables hold what the
+# rules say, and nothing sent once PostgreSQL accepts connections again is
+# refused.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+use Faults;
+use Load;
+use Time::HiRes qw(time);
+
+sub R { Retell::sample(@_) }
+
+master_on();
+workers(2);
+worker_connections(256);
+log_level('info');          # debug logs of a few thousand requests slow nginx
+
+# A 200 must survive a crash of PostgreSQL: the test cluster runs with
+# synchronous_commit=off, which can lose the last commits on kill -9.  A
+# database setting wins over the server's command line, for new sessions.
+my ($dbname) = $Retell::PG =~ /dbname=(\S+)/;
+dbh()->do(qq{ALTER DATABASE "$dbname" SET synchronous_commit = on});
+END { local $?; eval { dbh()->do(qq{ALTER DATABASE "$dbname" RESET synchronous_commit}) } }
+
+# the proxy runs for the whole file; blocks that want it point nginx at it
+proxy_start();
+
+my $preprocess = db_block_preprocessor();
+add_block_preprocessor(sub { $preprocess->(@_) });
+
+add_response_body_check(\&db_check_hook);
+
+# helpers for the db_check code (package main)
+sub no_problems {
+    my ($what, @p) = @_;
+    Test::More::ok(!@p, "$what (" . scalar(@p) . " problems)")
+        or Test::More::diag(join "\n", @p[0 .. ($#p < 24 ? $#p : 24)],
+                            @p > 25 ? ('... ' . (@p - 25) . ' more') : ());
+}
+
+sub not_final_200 { return grep { ($_->{final} // 0) != 200 } @{ $_[0]{deliveries} } }
+
+# the refused attempts, grouped by answer, with how long each took
+sub show_refused {
+    my (@late) = @_;
+    my %by;
+    push @{ $by{"$_->{status} $_->{body}" =~ s/\s+$//r} }, $_->{answered} - $_->{sent} for @late;
+    Test::More::diag(join "\n", map {
+        my @t = sort { $a <=> $b } @{ $by{$_} };
+        sprintf '  %d x %s (answered in %.2f to %.2f s)', scalar @t, $_, $t[0], $t[-1]
+    } sort keys %by) if @late;
+}
+
+# how many deliveries reached the database; polled to inject a fault mid-run
+sub stored { return db_value(q{SELECT count(*) FROM retell.webhook_events}) }
+
+# statements waiting on a lock
+sub waiting { return db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) }
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: load without faults: every delivery 200 at the first attempt, the tables as the rules say
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $r = Load::start(calls => 150, concurrency => 16)->wait;
+Test::More::diag("$name: " . Load::summary($r));
+is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200");
+is(scalar(grep { @{ $_->{attempts} } != 1 } @{ $r->{deliveries} }), 0, "$name: no retries needed");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: (fault) every PostgreSQL connection reset by a proxy under load: Retell's retries end in 200, the tables as the rules say
+The intended property, asserted strictly: PostgreSQL itself never stops
+accepting connections, so nothing sent after the reset may be refused.
+The load runs unpaced, so about 16 statements are in flight at the reset.
+--- http_config eval
+Faults::proxy_http_config()
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+proxy_cmd('pass'); proxy_cmd('resume');
+my $h = Load::start(calls => 150, concurrency => 16);
+ok(wait_for(sub { ::stored() >= 120 }, 30), "$name: the load is under way");
+my ($n) = proxy_cmd('reset') =~ /(\d+)/;
+my $t_reset = time;
+my $r = $h->wait;
+Test::More::diag("$name: $n connections reset; " . Load::summary($r));
+::show_refused(Load::refused_after($r, 0));
+cmp_ok($n, '>', 0, "$name: the proxy reset the pool's connections");
+is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+is(scalar(Load::refused_after($r, $t_reset)), 0, "$name: nothing sent after the reset is refused");
+
+
+
+=== TEST 3: (fault) PostgreSQL killed with SIGKILL under load and restarted: Retell's retries end in 200, nothing refused once it is back
+The intended property, asserted strictly: once PostgreSQL accepts
+connections again, no delivery is refused.  The load is paced (150
+deliveries a second, about 3 s) so fresh deliveries arrive during the
+outage and after it; PostgreSQL stays down for 3 s, and at least until
+nginx has refused as many deliveries as there are senders.
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
+ok(wait_for(sub { ::stored() >= 100 }, 30), "$name: the load is under way");
+my @killed = pg_kill9();
+my $t_kill = time;
+# the outage: 3 s, and at least until nginx has refused as many
+# deliveries as there are senders
+ok(wait_for(sub { $h->progress->{refused} >= 16 && time - $t_kill >= 3 }, 30),
+   "$name: nginx refuses deliveries while PostgreSQL is down");
+my $t_start = time;
+my $t_up = pg_start_timed();
+my $r = $h->wait;
+Test::More::diag(sprintf "%s: %d PostgreSQL processes killed, restarted after %.2f s, accepting %.2f s after that; %s",
+                 $name, scalar @killed, $t_start - $t_kill, $t_up - $t_start, Load::summary($r));
+Test::More::diag("$name: refused before PostgreSQL was back:");
+::show_refused(grep { $_->{sent} <= $t_up } Load::refused_after($r, 0));
+my @late = sort { $a->{sent} <=> $b->{sent} } Load::refused_after($r, $t_up);
+Test::More::diag("$name: refused after PostgreSQL was back: " . scalar(@late)
+                 . (@late ? sprintf(", the last sent %.2f s after", $late[-1]{sent} - $t_up) : ''));
+::show_refused(@late);
+is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+is(scalar(@late), 0, "$name: nothing sent after PostgreSQL is back is refused");
+
+
+
+=== TEST 4: (fault) an nginx worker killed with SIGKILL under load: the master starts another, Retell's retries end in 200, nothing applied twice
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
+ok(wait_for(sub { ::stored() >= 100 }, 30), "$name: the load is under way");
+# deliveries held in PostgreSQL behind a lock, so the kill cuts some off
+my $locker = lock_rows(q{LOCK TABLE retell.webhook_events IN SHARE ROW EXCLUSIVE MODE});
+ok(wait_for(sub { ::waiting() >= 8 }, 10), "$name: deliveries in flight");
+my ($master, @workers) = nginx_pids();
+kill 'KILL', $workers[0];
+ok(wait_for(sub { my (undef, @w) = nginx_pids(); @w == 2 && !grep { $_ == $workers[0] } @w }, 10),
+   "$name: the master starts another worker");
+$locker->rollback;
+$locker->disconnect;
+my $r = $h->wait;
+Test::More::diag("$name: " . Load::summary($r));
+::show_refused(Load::refused_after($r, 0));
+my @cut = grep { $_->{status} == 0 } map { @{ $_->{attempts} } } @{ $r->{deliveries} };
+cmp_ok(scalar(@cut), '>', 0, "$name: the kill cut deliveries off mid-flight");
+is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+
+
+
+=== TEST 5: (fault) nginx -s reload twice under load: not one delivery refused, the old workers finish theirs and exit
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
+ok(wait_for(sub { ::stored() >= 60 }, 30), "$name: the load is under way");
+my ($master, @old) = nginx_pids();
+kill 'HUP', $master;
+ok(wait_for(sub { ::stored() >= 200 }, 30), "$name: the load goes on");
+my (undef, @mid) = nginx_pids();
+kill 'HUP', $master;
+my $r = $h->wait;
+ok(wait_for(sub { !grep { pid_alive($_) } @old, @mid }, 15), "$name: the old workers exit");
+Test::More::diag("$name: " . Load::summary($r));
+::show_refused(Load::refused_after($r, 0));
+is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused or reset");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+unlike(block_log(), qr/\[alert\]|open socket/, "$name: no alert");
+
+
+
+=== TEST 6: (fault) nginx -s quit under load, then started again: every delivery it took is answered, Retell's retries end in 200
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
+ok(wait_for(sub { ::stored() >= 100 }, 30), "$name: the load is under way");
+# deliveries held in PostgreSQL behind a lock when the quit comes
+my $locker = lock_rows(q{LOCK TABLE retell.webhook_events IN SHARE ROW EXCLUSIVE MODE});
+ok(wait_for(sub { ::waiting() >= 8 }, 10), "$name: deliveries in flight");
+my ($master) = nginx_pids();
+kill 'QUIT', $master;
+my $t_quit = time;
+Time::HiRes::sleep(0.3);
+$locker->rollback;
+$locker->disconnect;
+ok(wait_for(sub { !pid_alive($master) }, 15), "$name: nginx exits gracefully");
+my $t_gone = time;
+my $root = $ENV{TEST_NGINX_SERVER_ROOT};
+system($ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx', '-p', "$root/", '-c', "$root/conf/nginx.conf") == 0
+    or die "nginx did not start again";
+my $r = $h->wait;
+Test::More::diag(sprintf "%s: nginx took %.2f s to exit; %s", $name, $t_gone - $t_quit, Load::summary($r));
+::show_refused(Load::refused_after($r, 0));
+# what nginx had taken when told to quit, it answered: nothing reset mid-answer
+my @cut = grep { $_->{status} == 0 && $_->{sent} < $t_quit && $_->{answered} < $t_gone }
+          map { @{ $_->{attempts} } } @{ $r->{deliveries} };
+is(scalar(@cut), 0, "$name: no delivery in flight was cut off");
+is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
+::no_problems("$name: the database keeps the promises", Load::check_db($r));
+unlike(block_log(), qr/\[alert\]|open socket/, "$name: no alert");
