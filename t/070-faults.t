@@ -129,6 +129,10 @@ my $t_up = pg_start_timed();
 my $r = $h->wait;
 Test::More::diag(sprintf "%s: %d PostgreSQL processes killed, restarted after %.2f s, accepting %.2f s after that; %s",
                  $name, scalar @killed, $t_start - $t_kill, $t_up - $t_start, Load::summary($r));
+my ($first) = sort { $a <=> $b } grep { $_ > $t_up } map { $_->{answered} }
+              grep { $_->{status} == 200 } map { @{ $_->{attempts} } } @{ $r->{deliveries} };
+Test::More::diag(sprintf "%s: first 200 answered %.3f s after PostgreSQL accepted connections",
+                 $name, $first - $t_up) if $first;
 Test::More::diag("$name: refused before PostgreSQL was back:");
 ::show_refused(grep { $_->{sent} <= $t_up } Load::refused_after($r, 0));
 my @late = sort { $a->{sent} <=> $b->{sent} } Load::refused_after($r, $t_up);
