@@ -155,10 +155,17 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       &ngx_http_retell_starttls },
 
     { ngx_string("retell_smtp_auth"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
       ngx_http_retell_smtp_auth,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("retell_smtp_helo"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, smtp.helo),
       NULL },
 
     { ngx_string("retell_smtp_trusted_certificate"),
@@ -276,8 +283,11 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(rmcf->postgres_connect_timeout,
                              rmcf->postgres_conninfo_timeout
                              ? rmcf->postgres_conninfo_timeout : 2000);
+    /* with credentials to protect, TLS is not optional unless said so */
     ngx_conf_init_uint_value(rmcf->smtp.starttls,
-                             NGX_HTTP_RETELL_STARTTLS_ON);
+                             rmcf->smtp.user.len
+                             ? NGX_HTTP_RETELL_STARTTLS_REQUIRED
+                             : NGX_HTTP_RETELL_STARTTLS_ON);
     ngx_conf_init_msec_value(rmcf->smtp.timeout, 30000);
     ngx_conf_init_uint_value(rmcf->smtp_max_attempts, 8);
     ngx_conf_init_msec_value(rmcf->smtp_backoff, 30000);
@@ -309,7 +319,33 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    rmcf->smtp.helo = cf->cycle->hostname;
+    if (rmcf->smtp.helo.len == 0) {
+        rmcf->smtp.helo = cf->cycle->hostname;
+    }
+
+    /* credentials never in clear, never over unverified TLS */
+
+    if (rmcf->smtp.user.len && !rmcf->smtp.auth_insecure) {
+
+        if (rmcf->smtp.starttls == NGX_HTTP_RETELL_STARTTLS_OFF) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"retell_smtp_auth\" with "
+                               "\"retell_smtp_starttls off\" would send the "
+                               "password in clear; add \"insecure\" to "
+                               "\"retell_smtp_auth\" to allow that");
+            return NGX_CONF_ERROR;
+        }
+
+        if (rmcf->smtp_trusted_certificate.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"retell_smtp_auth\" requires "
+                               "\"retell_smtp_trusted_certificate\": the "
+                               "password is sent only over TLS whose "
+                               "certificate is verified; add \"insecure\" "
+                               "to \"retell_smtp_auth\" to send it anyway");
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (rmcf->smtp.starttls == NGX_HTTP_RETELL_STARTTLS_OFF) {
         return NGX_CONF_OK;
@@ -658,6 +694,9 @@ ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t  *value;
     ngx_url_t   u;
+#if (NGX_HAVE_INET6)
+    u_char      addr6[16];
+#endif
 
     if (rmcf->smtp.server) {
         return "is duplicate";
@@ -688,13 +727,30 @@ ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    rmcf->smtp.server = &u.addrs[0];
+    /* every address: the next is tried when one does not answer */
+
+    rmcf->smtp.server = u.addrs;
+    rmcf->smtp.naddrs = u.naddrs;
+
+    /* NUL-terminated: SSL_set_tlsext_host_name() takes a C string */
+
     rmcf->smtp.server_name.len = u.host.len;
-    rmcf->smtp.server_name.data = ngx_pstrdup(cf->pool, &u.host);
+    rmcf->smtp.server_name.data = ngx_pnalloc(cf->pool, u.host.len + 1);
 
     if (rmcf->smtp.server_name.data == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_cpystrn(rmcf->smtp.server_name.data, u.host.data, u.host.len + 1);
+
+    /* "[::1]:25" has the host "::1" in u.host, without its brackets */
+
+    rmcf->smtp.server_is_ip =
+        ngx_inet_addr(u.host.data, u.host.len) != INADDR_NONE
+#if (NGX_HAVE_INET6)
+        || ngx_inet6_addr(u.host.data, u.host.len, addr6) == NGX_OK
+#endif
+        || (u.host.len && u.host.data[0] == '[');
 
     return NGX_CONF_OK;
 }
@@ -715,6 +771,18 @@ ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (value[1].len == 0) {
         return "has an empty user name";
+    }
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "insecure") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\", it "
+                               "can only be \"insecure\"", &value[3],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        rmcf->smtp.auth_insecure = 1;
     }
 
     rmcf->smtp.user = value[1];

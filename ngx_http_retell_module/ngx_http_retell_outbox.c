@@ -5,10 +5,15 @@
  * Each worker runs one job at a time: claim a due row, compose the
  * message, send it over SMTP, record the outcome, claim the next.  A row
  * is claimed in one statement with FOR UPDATE SKIP LOCKED and leased:
- * status "sending" and next_attempt_at moved past the longest session,
- * so no other worker or nginx host takes it, and a row whose worker died
- * is taken again once the lease runs out.  A delivery that queues a row
- * kicks its worker at once; a timer sweeps for retries and leftovers.
+ * status "sending" and next_attempt_at a minute ahead, so no other worker
+ * or nginx host takes it.  The lease is short and renewed every 20 s
+ * while the session runs, so the row of a worker that died is taken
+ * again within about a minute; a session whose lease cannot be renewed
+ * in time is ended before the lease runs out.  The lease is fenced: the
+ * claim's attempt number is the token, and renewal and record match it,
+ * so a worker that lost its lease can change nothing.  A delivery that
+ * queues a row kicks its worker at once; a timer sweeps for retries and
+ * leftovers.
  */
 
 
@@ -19,6 +24,9 @@
 #define NGX_HTTP_RETELL_OUTBOX_SWEEP      5000
 #define NGX_HTTP_RETELL_OUTBOX_RECORD_TRIES  10
 #define NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT 10000
+#define NGX_HTTP_RETELL_OUTBOX_LEASE      60000
+#define NGX_HTTP_RETELL_OUTBOX_RENEW      20000
+#define NGX_HTTP_RETELL_OUTBOX_MARGIN     15000  /* lease end - session end */
 
 
 typedef struct {
@@ -27,20 +35,32 @@ typedef struct {
 
     ngx_event_t                   sweep;
     ngx_event_t                   retry_record;
+    ngx_event_t                   renew;       /* the lease, while sending */
+    ngx_event_t                   lease_end;   /* the session must be over */
 
     ngx_pool_t                   *pool;        /* the current job's */
     ngx_http_retell_pg_op_t       op;
+    ngx_http_retell_pg_op_t       renew_op;
     ngx_http_retell_smtp_t       *smtp;
     const char                  **values;
+    const char                   *renew_values[3];
+    ngx_msec_t                    renew_sent;  /* when the renewal left */
 
     ngx_str_t                     id;
+    ngx_str_t                     attempt;     /* the lease's fence token */
     ngx_str_t                     call_id;
     ngx_str_t                     subject;
     ngx_str_t                     text;
     ngx_uint_t                    record_tries;
 
+    /* the outcome to record */
+    ngx_uint_t                    result;
+    ngx_str_t                     error;
+    ngx_str_t                     rejected;
+
     unsigned                      busy:1;
     unsigned                      again:1;     /* kicked while busy */
+    unsigned                      renewing:1;  /* renew_op is running */
 } ngx_http_retell_outbox_t;
 
 
@@ -50,6 +70,13 @@ static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
 static ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
     PGresult *res);
 static void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
+static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
+static void ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op,
+    PGresult *res, const char *error);
+static void ngx_http_retell_outbox_lease_end(ngx_event_t *ev);
+static void ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob);
+static void ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob,
+    ngx_uint_t result, const char *error);
 static void ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
@@ -68,10 +95,24 @@ static char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static ngx_http_retell_outbox_t  *ngx_http_retell_outbox;
 
 
+/*
+ * A row whose lease ran out at the last attempt allowed has failed: its
+ * worker died or its outcome was lost every time (a poison row).
+ */
+
 static const char  ngx_http_retell_claim_sql[] =
-    "WITH due AS ("
+    "WITH expired AS ("
+    "  UPDATE retell.email_outbox"
+    "     SET status = 'failed',"
+    "         last_error = 'lease expired after ' || attempts || ' attempts'"
+    "         || COALESCE(': ' || last_error, '')"
+    "   WHERE status = 'sending' AND next_attempt_at <= now()"
+    "     AND attempts >= $2::int"
+    "  RETURNING id"
+    "), due AS ("
     "  SELECT id FROM retell.email_outbox"
     "   WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+    "     AND attempts < $2::int"
     "   ORDER BY next_attempt_at, id"
     "   LIMIT 1"
     "   FOR UPDATE SKIP LOCKED"
@@ -111,8 +152,15 @@ static const char  ngx_http_retell_record_sql[] =
     "                              86400000) * interval '1 ms'"
     "           ELSE now() END,"
     "       last_error = $5, subject = $2, body = $3"
-    " WHERE id = $1::bigint AND status = 'sending'"
+    " WHERE id = $1::bigint AND status = 'sending' AND attempts = $8::int"
     " RETURNING status, attempts";
+
+
+static const char  ngx_http_retell_renew_sql[] =
+    "UPDATE retell.email_outbox"
+    "   SET next_attempt_at = now() + $3::bigint * interval '1 ms'"
+    " WHERE id = $1::bigint AND status = 'sending' AND attempts = $2::int"
+    " RETURNING id";
 
 
 ngx_int_t
@@ -137,6 +185,15 @@ ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
     ob->retry_record.handler = ngx_http_retell_outbox_retry_record;
     ob->retry_record.data = ob;
     ob->retry_record.log = cycle->log;
+
+    ob->renew.handler = ngx_http_retell_outbox_renew;
+    ob->renew.data = ob;
+    ob->renew.log = cycle->log;
+    ob->renew.cancelable = 1;     /* the session's own timers hold exit */
+
+    ob->lease_end.handler = ngx_http_retell_outbox_lease_end;
+    ob->lease_end.data = ob;
+    ob->lease_end.log = cycle->log;
 
     /* rows left over from before a restart go out shortly */
     ngx_add_timer(&ob->sweep, 100 + ngx_random() % 400);
@@ -204,22 +261,26 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     ob->again = 0;
     ob->record_tries = 0;
 
-    /* the lease outlasts the longest session: every step may time out */
-
-    lease = ngx_pnalloc(ob->pool, NGX_INT64_LEN + 1);
-    ob->values = ngx_pcalloc(ob->pool, 7 * sizeof(char *));
+    lease = ngx_pnalloc(ob->pool, 2 * (NGX_INT64_LEN + 1));
+    ob->values = ngx_pcalloc(ob->pool, 8 * sizeof(char *));
 
     if (lease == NULL || ob->values == NULL) {
         ngx_http_retell_outbox_finish(ob);
         return;
     }
 
-    *ngx_sprintf(lease, "%M", ob->rmcf->smtp.timeout * 16 + 60000) = '\0';
     ob->values[0] = (char *) lease;
+    lease = ngx_sprintf(lease, "%M", (ngx_msec_t) NGX_HTTP_RETELL_OUTBOX_LEASE);
+    *lease++ = '\0';
+    ob->values[1] = (char *) lease;
+    *ngx_sprintf(lease, "%ui", ob->rmcf->smtp_max_attempts) = '\0';
+
+    /* the lease runs from no earlier than this */
+    ob->renew_sent = ngx_current_msec;
 
     /* not idempotent: a claim repeated would lease a second row */
 
-    rc = ngx_http_retell_outbox_query(ob, ngx_http_retell_claim_sql, 1, 0,
+    rc = ngx_http_retell_outbox_query(ob, ngx_http_retell_claim_sql, 2, 0,
                                       ngx_http_retell_outbox_claimed);
 
     if (rc != NGX_OK) {
@@ -253,11 +314,29 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    if (ngx_http_retell_outbox_compose(ob, res) != NGX_OK) {
+    ob->id = ngx_http_retell_outbox_copy(ob->pool, res, 0);
+    ob->attempt = ngx_http_retell_outbox_copy(ob->pool, res, 1);
+
+    if (ob->id.data == NULL || ob->attempt.data == NULL) {
         /* the lease runs out and the row is tried again */
         ngx_http_retell_outbox_finish(ob);
         return;
     }
+
+    if (ngx_http_retell_outbox_compose(ob, res) != NGX_OK) {
+        /* recorded, so a row that cannot be composed does not loop */
+        ngx_http_retell_outbox_fail(ob, NGX_HTTP_RETELL_SMTP_PERMANENT,
+                                    ob->error.len ? (char *) ob->error.data
+                                    : "the message cannot be composed");
+        return;
+    }
+
+    /* the lease is renewed while the session runs, and bounds it */
+
+    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+    ngx_add_timer(&ob->lease_end, NGX_HTTP_RETELL_OUTBOX_LEASE
+                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN
+                                  - (ngx_current_msec - ob->renew_sent));
 
     ngx_http_retell_smtp_send(ob->smtp);
 }
@@ -279,7 +358,6 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 
     ngx_memzero(&m, sizeof(ngx_http_retell_mail_t));
 
-    ob->id = ngx_http_retell_outbox_copy(pool, res, 0);
     recipients = ngx_http_retell_outbox_copy(pool, res, 3);
     ob->call_id = ngx_http_retell_outbox_copy(pool, res, 4);
 
@@ -310,9 +388,7 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 
 #undef copy
 
-    if (ob->id.data == NULL || recipients.data == NULL
-        || ob->call_id.data == NULL)
-    {
+    if (recipients.data == NULL || ob->call_id.data == NULL) {
         return NGX_ERROR;
     }
 
@@ -344,13 +420,31 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
             at = last;
         }
 
-        rcpt[n].data = p;
-        rcpt[n].len = at - p;
-        m.to[n].data = p;
-        m.to[n].len = at - p;
-        n++;
+        /*
+         * checked when the row was queued; again here, since a row
+         * changed by hand must not put a line end into RCPT TO
+         */
+
+        if (ngx_http_retell_mail_valid_address(p, at - p)) {
+            rcpt[n].data = p;
+            rcpt[n].len = at - p;
+            m.to[n].data = p;
+            m.to[n].len = at - p;
+            n++;
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                          "retell outbox %V (call \"%V\"): invalid "
+                          "recipient \"%*s\" skipped", &ob->id, &ob->call_id,
+                          ngx_min(at - p, 64), p);
+        }
 
         p = at + 1;
+    }
+
+    if (n == 0) {
+        ngx_str_set(&ob->error, "no valid recipient");
+        return NGX_ERROR;
     }
 
     m.nto = n;
@@ -442,6 +536,12 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
 
     ob = s->handler_data;
 
+    ngx_http_retell_outbox_lease_stop(ob);
+
+    ob->result = s->result;
+    ob->error = s->error;
+    ob->rejected = s->rejected;
+
     switch (s->result) {
 
     case NGX_HTTP_RETELL_SMTP_SENT:
@@ -471,34 +571,36 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
 static void
 ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
 {
-    u_char                  *p;
-    ngx_http_retell_smtp_t  *s;
-
-    s = ob->smtp;
+    u_char  *p;
 
     ob->values[0] = (char *) ob->id.data;
-    ob->values[1] = ngx_http_retell_outbox_cstr(ob->pool, &ob->subject);
-    ob->values[2] = ngx_http_retell_outbox_cstr(ob->pool, &ob->text);
+    ob->values[1] = ob->subject.len
+                    ? ngx_http_retell_outbox_cstr(ob->pool, &ob->subject)
+                    : NULL;
+    ob->values[2] = ob->text.len
+                    ? ngx_http_retell_outbox_cstr(ob->pool, &ob->text)
+                    : NULL;
+    ob->values[7] = (char *) ob->attempt.data;
 
-    switch (s->result) {
+    switch (ob->result) {
 
     case NGX_HTTP_RETELL_SMTP_SENT:
         ob->values[3] = "sent";
 
         /* the recipients refused along the way, if any */
-        ob->values[4] = s->rejected.len
-                        ? ngx_http_retell_outbox_cstr(ob->pool, &s->rejected)
+        ob->values[4] = ob->rejected.len
+                        ? ngx_http_retell_outbox_cstr(ob->pool, &ob->rejected)
                         : NULL;
         break;
 
     case NGX_HTTP_RETELL_SMTP_TEMPORARY:
         ob->values[3] = "temporary";
-        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &s->error);
+        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
         break;
 
     default:
         ob->values[3] = "permanent";
-        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &s->error);
+        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
         break;
     }
 
@@ -516,7 +618,7 @@ ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
 
     /* idempotent: it matches only a row still "sending" */
 
-    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 7, 1,
+    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 8, 1,
                                      ngx_http_retell_outbox_recorded)
         != NGX_OK)
     {
@@ -540,6 +642,13 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
                            "retell outbox %V: %s after %s attempts",
                            &ob->id, PQgetvalue(res, 0, 0),
                            PQgetvalue(res, 0, 1));
+
+        } else {
+            /* fenced: another worker holds the row now, its word stands */
+            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                          "retell outbox %V (call \"%V\"): lease lost, "
+                          "this outcome is not recorded", &ob->id,
+                          &ob->call_id);
         }
 
         /* and the next due row, if any */
@@ -569,6 +678,149 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
                   &ob->id, &ob->call_id);
 
     ngx_http_retell_outbox_finish(ob);
+}
+
+
+/* the row as it ends without a session: recorded like a session's end */
+
+static void
+ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob, ngx_uint_t result,
+    const char *error)
+{
+    ngx_log_error(NGX_LOG_ERR, ob->log, 0,
+                  "retell outbox %V (call \"%V\"): not sent: %s",
+                  &ob->id, &ob->call_id, error);
+
+    ob->result = result;
+    ob->error.data = (u_char *) error;
+    ob->error.len = ngx_strlen(error);
+
+    ngx_http_retell_outbox_record(ob);
+}
+
+
+static void
+ngx_http_retell_outbox_renew(ngx_event_t *ev)
+{
+    u_char                    *p;
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = ev->data;
+
+    if (ob->smtp == NULL || ob->smtp->done) {
+        return;
+    }
+
+    p = ngx_pnalloc(ob->pool, NGX_INT64_LEN + 1);
+    if (p == NULL) {
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+        return;
+    }
+
+    *ngx_sprintf(p, "%M", (ngx_msec_t) NGX_HTTP_RETELL_OUTBOX_LEASE) = '\0';
+
+    ob->renew_values[0] = (char *) ob->id.data;
+    ob->renew_values[1] = (char *) ob->attempt.data;
+    ob->renew_values[2] = (char *) p;
+
+    ngx_memzero(&ob->renew_op, sizeof(ngx_http_retell_pg_op_t));
+
+    ob->renew_op.command = ngx_http_retell_renew_sql;
+    ob->renew_op.nparams = 3;
+    ob->renew_op.values = ob->renew_values;
+    ob->renew_op.timeout = NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT;
+    ob->renew_op.handler = ngx_http_retell_outbox_renewed;
+    ob->renew_op.data = ob;
+    ob->renew_op.log = ob->log;
+    ob->renew_op.idempotent = 1;
+
+    ob->renew_sent = ngx_current_msec;
+
+    if (ngx_http_retell_pg_run(ob->rmcf->pool, &ob->renew_op) != NGX_OK) {
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+        return;
+    }
+
+    ob->renewing = 1;
+}
+
+
+static void
+ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = op->data;
+    ob->renewing = 0;
+
+    if (error || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the lease_end timer ends the session if this goes on */
+        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): cannot renew the "
+                      "lease: %s", &ob->id, &ob->call_id,
+                      error ? error : PQresultErrorMessage(res));
+
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW / 4);
+        return;
+    }
+
+    if (PQntuples(res) == 0) {
+        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): lease lost while "
+                      "sending", &ob->id, &ob->call_id);
+
+        if (!ob->smtp->committing) {
+            ngx_http_retell_smtp_abort(ob->smtp, "lease lost");
+        }
+
+        return;
+    }
+
+    /* held for another lease from when the renewal left */
+
+    ngx_add_timer(&ob->lease_end, NGX_HTTP_RETELL_OUTBOX_LEASE
+                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN
+                                  - (ngx_current_msec - ob->renew_sent));
+    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+}
+
+
+/* the lease could not be renewed in time: end before another takes it */
+
+static void
+ngx_http_retell_outbox_lease_end(ngx_event_t *ev)
+{
+    ngx_http_retell_outbox_t  *ob;
+
+    ob = ev->data;
+
+    if (ob->smtp && !ob->smtp->done) {
+        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                      "retell outbox %V (call \"%V\"): the lease could not "
+                      "be renewed, ending the session", &ob->id,
+                      &ob->call_id);
+
+        ngx_http_retell_smtp_abort(ob->smtp, "lease not renewed");
+    }
+}
+
+
+static void
+ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob)
+{
+    if (ob->renew.timer_set) {
+        ngx_del_timer(&ob->renew);
+    }
+
+    if (ob->lease_end.timer_set) {
+        ngx_del_timer(&ob->lease_end);
+    }
+
+    if (ob->renewing) {
+        ngx_http_retell_pg_cancel(&ob->renew_op);
+        ob->renewing = 0;
+    }
 }
 
 
@@ -606,10 +858,21 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
 {
     ngx_uint_t  again;
 
+    ngx_http_retell_outbox_lease_stop(ob);
+
+    if (ob->retry_record.timer_set) {
+        ngx_del_timer(&ob->retry_record);
+    }
+
     if (ob->pool) {
         ngx_destroy_pool(ob->pool);
         ob->pool = NULL;
     }
+
+    ngx_str_null(&ob->error);
+    ngx_str_null(&ob->rejected);
+    ngx_str_null(&ob->subject);
+    ngx_str_null(&ob->text);
 
     ob->smtp = NULL;
     ob->busy = 0;

@@ -17,6 +17,7 @@
 typedef enum {
     ngx_smtp_start = 0,        /* the greeting */
     ngx_smtp_ehlo,
+    ngx_smtp_helo,             /* EHLO refused */
     ngx_smtp_starttls,
     ngx_smtp_auth_plain,
     ngx_smtp_auth_login,       /* 334 for the user name */
@@ -30,6 +31,8 @@ typedef enum {
 } ngx_http_retell_smtp_state_e;
 
 
+static void ngx_http_retell_smtp_connect(ngx_http_retell_smtp_t *s);
+static void ngx_http_retell_smtp_deadline(ngx_event_t *ev);
 static void ngx_http_retell_smtp_write_handler(ngx_event_t *wev);
 static void ngx_http_retell_smtp_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s);
@@ -43,6 +46,8 @@ static void ngx_http_retell_smtp_command(ngx_http_retell_smtp_t *s,
 static void ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_smtp_fail(ngx_http_retell_smtp_t *s,
     ngx_uint_t result, const char *fmt, ...);
+static void ngx_http_retell_smtp_refused(ngx_http_retell_smtp_t *s,
+    const char *step);
 static void ngx_http_retell_smtp_done(ngx_http_retell_smtp_t *s,
     ngx_uint_t result);
 static u_char *ngx_http_retell_smtp_base64(ngx_pool_t *pool, u_char *data,
@@ -56,8 +61,13 @@ static void ngx_http_retell_smtp_handshaked(ngx_connection_t *c);
 void
 ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
 {
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
+    /* one bound on the whole session, whatever each step does */
+
+    s->deadline.handler = ngx_http_retell_smtp_deadline;
+    s->deadline.data = s;
+    s->deadline.log = s->log;
+    ngx_add_timer(&s->deadline, s->conf->timeout
+                                * (NGX_HTTP_RETELL_SMTP_STEPS + s->nrcpt));
 
     s->in = ngx_create_temp_buf(s->pool, NGX_HTTP_RETELL_SMTP_BUFFER);
     if (s->in == NULL) {
@@ -66,19 +76,60 @@ ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
         return;
     }
 
-    s->peer.sockaddr = s->conf->server->sockaddr;
-    s->peer.socklen = s->conf->server->socklen;
-    s->peer.name = &s->conf->server->name;
+    ngx_http_retell_smtp_connect(s);
+}
+
+
+void
+ngx_http_retell_smtp_abort(ngx_http_retell_smtp_t *s, const char *reason)
+{
+    s->greeted = 1;             /* no other address: the session ends */
+
+    ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY, "%s",
+                              reason);
+}
+
+
+static void
+ngx_http_retell_smtp_deadline(ngx_event_t *ev)
+{
+    ngx_http_retell_smtp_t  *s;
+
+    s = ev->data;
+
+    ngx_http_retell_smtp_abort(s, "the session took too long");
+}
+
+
+/* to s->conf->server[s->addr]; the next one if this one fails early */
+
+static void
+ngx_http_retell_smtp_connect(ngx_http_retell_smtp_t *s)
+{
+    ngx_int_t          rc;
+    ngx_addr_t        *addr;
+    ngx_connection_t  *c;
+
+    addr = &s->conf->server[s->addr];
+
+    ngx_memzero(&s->peer, sizeof(ngx_peer_connection_t));
+
+    s->peer.sockaddr = addr->sockaddr;
+    s->peer.socklen = addr->socklen;
+    s->peer.name = &addr->name;
     s->peer.get = ngx_event_get_peer;
     s->peer.log = s->log;
     s->peer.log_error = NGX_ERROR_ERR;
+
+    s->connected = 0;
+    s->in->pos = s->in->start;
+    s->in->last = s->in->start;
 
     rc = ngx_event_connect_peer(&s->peer);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                  "cannot connect to %V",
-                                  &s->conf->server->name);
+                                  "cannot connect to %V", &addr->name);
         return;
     }
 
@@ -99,6 +150,9 @@ ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
 
     if (rc == NGX_AGAIN) {
         ngx_add_timer(c->write, s->conf->timeout);
+
+    } else {
+        s->connected = 1;
     }
 }
 
@@ -114,14 +168,20 @@ ngx_http_retell_smtp_write_handler(ngx_event_t *wev)
     c = wev->data;
     s = c->data;
 
-    if (wev->timedout) {
-        ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                  "%V timed out while sending",
-                                  &s->conf->server->name);
+    if (c->close) {
+        ngx_http_retell_smtp_abort(s, "worker is shutting down");
         return;
     }
 
-    if (s->state == ngx_smtp_start && s->out.len == 0) {
+    if (wev->timedout) {
+        ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                  "%V timed out while %s",
+                                  s->peer.name, s->connected ? "sending"
+                                                             : "connecting");
+        return;
+    }
+
+    if (!s->connected) {
 
         /* the connect() completed, or failed */
 
@@ -141,13 +201,23 @@ ngx_http_retell_smtp_write_handler(ngx_event_t *wev)
         if (err) {
             ngx_log_error(NGX_LOG_ERR, s->log, err,
                           "retell smtp: connect() to %V failed",
-                          &s->conf->server->name);
+                          s->peer.name);
 
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                      "cannot connect to %V",
-                                      &s->conf->server->name);
+                                      "cannot connect to %V", s->peer.name);
+            return;
         }
 
+        s->connected = 1;
+        return;
+    }
+
+    /*
+     * epoll reports the socket writable with every packet that comes in:
+     * only a command still going out has anything to do here
+     */
+
+    if (s->out.len == 0) {
         return;
     }
 
@@ -165,10 +235,15 @@ ngx_http_retell_smtp_read_handler(ngx_event_t *rev)
     c = rev->data;
     s = c->data;
 
+    if (c->close) {
+        ngx_http_retell_smtp_abort(s, "worker is shutting down");
+        return;
+    }
+
     if (rev->timedout) {
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                   "%V timed out waiting for a reply",
-                                  &s->conf->server->name);
+                                  s->peer.name);
         return;
     }
 
@@ -195,6 +270,8 @@ ngx_http_retell_smtp_read_handler(ngx_event_t *rev)
     if (rev->timer_set) {
         ngx_del_timer(rev);
     }
+
+    s->greeted = 1;
 
     ngx_http_retell_smtp_reply(s);
 }
@@ -238,7 +315,7 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
                                        && b->last == b->start)
                                       ? "cannot connect to %V"
                                       : "%V closed the connection",
-                                      &s->conf->server->name);
+                                      s->peer.name);
             return NGX_ERROR;
         }
 
@@ -299,10 +376,25 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         s->error.len = n;
 
-        if (b->pos == b->last) {
-            b->pos = b->start;
-            b->last = b->start;
+        /*
+         * the client never pipelines: anything after the reply it waits
+         * for was not asked for, and must never be taken as the next
+         * reply (after STARTTLS that would be plaintext read as if TLS
+         * protected it: the CVE-2011-0411 class)
+         */
+
+        if (b->pos != b->last) {
+            ngx_http_retell_smtp_refused(s, "protocol");
+            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                      "%V sent data after its reply to %s",
+                                      s->peer.name,
+                                      s->state == ngx_smtp_starttls
+                                      ? "STARTTLS" : "a command");
+            return NGX_ERROR;
         }
+
+        b->pos = b->start;
+        b->last = b->start;
 
         return NGX_OK;
     }
@@ -361,13 +453,21 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
     ngx_uint_t   code, result;
 
     code = s->code;
-    result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
-                           : NGX_HTTP_RETELL_SMTP_TEMPORARY;
+
+    /*
+     * only the message's own steps can refuse it for good: a refused
+     * greeting, EHLO, STARTTLS or AUTH is about the server or this
+     * configuration (a rotated password, a relay that is overloaded or
+     * wants TLS), and the message goes out once that is put right
+     */
+
+    result = NGX_HTTP_RETELL_SMTP_TEMPORARY;
 
     switch (s->state) {
 
     case ngx_smtp_start:
         if (code != 220) {
+            ngx_http_retell_smtp_refused(s, "greeting");
             break;
         }
 
@@ -376,11 +476,33 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         return;
 
     case ngx_smtp_ehlo:
+        if (code == 250) {
+            ngx_http_retell_smtp_after_ehlo(s);
+            return;
+        }
+
+        /* an old server: HELO, when nothing needs the extensions */
+
+        if (code >= 500 && !s->tls
+            && s->conf->starttls != NGX_HTTP_RETELL_STARTTLS_REQUIRED
+            && s->conf->user.len == 0)
+        {
+            ngx_http_retell_smtp_command(s, ngx_smtp_helo, "HELO %V\r\n",
+                                         &s->conf->helo);
+            return;
+        }
+
+        ngx_http_retell_smtp_refused(s, "EHLO");
+        break;
+
+    case ngx_smtp_helo:
         if (code != 250) {
+            ngx_http_retell_smtp_refused(s, "HELO");
             break;
         }
 
-        ngx_http_retell_smtp_after_ehlo(s);
+        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
+                                     &s->from);
         return;
 
     case ngx_smtp_starttls:
@@ -392,6 +514,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 #endif
 
         if (s->conf->starttls == NGX_HTTP_RETELL_STARTTLS_REQUIRED) {
+            ngx_http_retell_smtp_refused(s, "STARTTLS");
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                       "STARTTLS refused: %V, and "
                                       "\"retell_smtp_starttls required\"",
@@ -408,6 +531,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
     case ngx_smtp_auth_plain:
     case ngx_smtp_auth_password:
         if (code != 235) {
+            ngx_http_retell_smtp_refused(s, "AUTH");
             break;
         }
 
@@ -420,6 +544,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         /* AUTH LOGIN: 334 asks for the user name, then the password */
 
         if (code != 334) {
+            ngx_http_retell_smtp_refused(s, "AUTH");
             break;
         }
 
@@ -439,6 +564,8 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     case ngx_smtp_mail:
         if (code != 250) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
@@ -487,16 +614,21 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     case ngx_smtp_data:
         if (code != 354) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
         s->state = ngx_smtp_body;
+        s->committing = 1;
         s->out = s->data;
         ngx_http_retell_smtp_flush(s);
         return;
 
     case ngx_smtp_body:
         if (code != 250) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
@@ -524,10 +656,11 @@ ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
         if (s->conf->starttls == NGX_HTTP_RETELL_STARTTLS_REQUIRED
             && !s->offers_starttls)
         {
+            ngx_http_retell_smtp_refused(s, "STARTTLS");
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                       "%V does not offer STARTTLS, and "
                                       "\"retell_smtp_starttls required\"",
-                                      &s->conf->server->name);
+                                      s->peer.name);
             return;
         }
 
@@ -543,6 +676,18 @@ ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
     if (s->conf->user.len == 0) {
         ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
                                      &s->from);
+        return;
+    }
+
+    /* credentials only over verified TLS, unless the operator says so */
+
+    if ((!s->tls || !s->conf->verify) && !s->conf->auth_insecure) {
+        ngx_http_retell_smtp_refused(s, "AUTH");
+        ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                  "credentials not sent to %V %s",
+                                  s->peer.name,
+                                  s->tls ? "over TLS that is not verified"
+                                         : "in clear");
         return;
     }
 
@@ -582,9 +727,10 @@ ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
         return;
     }
 
-    ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_PERMANENT,
+    ngx_http_retell_smtp_refused(s, "AUTH");
+    ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                               "%V offers neither AUTH PLAIN nor AUTH LOGIN",
-                              &s->conf->server->name);
+                              s->peer.name);
 }
 
 
@@ -647,9 +793,11 @@ static void
 ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s)
 {
     ssize_t            n;
+    ngx_uint_t         progress;
     ngx_connection_t  *c;
 
     c = s->peer.connection;
+    progress = 0;
 
     while (s->out.len) {
 
@@ -657,15 +805,18 @@ ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s)
 
         if (n == NGX_ERROR) {
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                      "cannot send to %V",
-                                      &s->conf->server->name);
+                                      "cannot send to %V", s->peer.name);
             return;
         }
 
         if (n == NGX_AGAIN) {
-            /* a long DATA payload goes out over several write events */
+            /*
+             * a long DATA payload goes out over several write events:
+             * the timer bounds the wait for the socket to take more, so
+             * it moves with every part that went out
+             */
 
-            if (!c->write->timer_set) {
+            if (progress || !c->write->timer_set) {
                 ngx_add_timer(c->write, s->conf->timeout);
             }
 
@@ -679,11 +830,14 @@ ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s)
 
         s->out.data += n;
         s->out.len -= n;
+        progress = 1;
     }
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
+
+    /* the command is out: its reply is due within the timeout, whole */
 
     ngx_add_timer(c->read, s->conf->timeout);
 
@@ -701,6 +855,25 @@ ngx_http_retell_smtp_fail(ngx_http_retell_smtp_t *s, ngx_uint_t result,
 {
     u_char   *p;
     va_list   args;
+
+    if (!s->greeted && !s->done && s->in && s->addr + 1 < s->conf->naddrs) {
+
+        /* nobody answered at this address: the next one, same session */
+
+        ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                      "retell smtp: %V failed, trying the next address",
+                      s->peer.name);
+
+        if (s->peer.connection) {
+            ngx_close_connection(s->peer.connection);
+            s->peer.connection = NULL;
+        }
+
+        s->addr++;
+
+        ngx_http_retell_smtp_connect(s);
+        return;
+    }
 
     p = ngx_pnalloc(s->pool, NGX_HTTP_RETELL_SMTP_ERROR * 2);
 
@@ -720,6 +893,18 @@ ngx_http_retell_smtp_fail(ngx_http_retell_smtp_t *s, ngx_uint_t result,
 }
 
 
+/* a session-level failure: the operator's to put right, not the message's */
+
+static void
+ngx_http_retell_smtp_refused(ngx_http_retell_smtp_t *s, const char *step)
+{
+    ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                  "retell smtp: the session with %V failed at %s: a "
+                  "configuration or server problem; the message is kept "
+                  "and retried", s->peer.name, step);
+}
+
+
 static void
 ngx_http_retell_smtp_done(ngx_http_retell_smtp_t *s, ngx_uint_t result)
 {
@@ -730,6 +915,10 @@ ngx_http_retell_smtp_done(ngx_http_retell_smtp_t *s, ngx_uint_t result)
     }
 
     s->done = 1;
+
+    if (s->deadline.timer_set) {
+        ngx_del_timer(&s->deadline);
+    }
 
     /* the message was accepted: a failing QUIT changes nothing */
 
@@ -784,6 +973,11 @@ ngx_http_retell_smtp_starttls(ngx_http_retell_smtp_t *s)
 
     c = s->peer.connection;
 
+    /* read_reply() left nothing: TLS starts on an empty buffer */
+
+    s->in->pos = s->in->start;
+    s->in->last = s->in->start;
+
     if (ngx_ssl_create_connection(s->conf->ssl, c,
                                   NGX_SSL_BUFFER|NGX_SSL_CLIENT)
         != NGX_OK)
@@ -794,10 +988,9 @@ ngx_http_retell_smtp_starttls(ngx_http_retell_smtp_t *s)
     }
 
 #ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
-    if (s->conf->server_name.len
-        && ngx_inet_addr(s->conf->server_name.data, s->conf->server_name.len)
-           == INADDR_NONE)
-    {
+    /* SNI is a host name, never an address (RFC 6066) */
+
+    if (s->conf->server_name.len && !s->conf->server_is_ip) {
         (void) SSL_set_tlsext_host_name(c->ssl->connection,
                                         (char *) s->conf->server_name.data);
     }
@@ -833,7 +1026,7 @@ ngx_http_retell_smtp_handshaked(ngx_connection_t *c)
     if (!c->ssl->handshaked) {
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                   "TLS handshake with %V failed",
-                                  &s->conf->server->name);
+                                  s->peer.name);
         return;
     }
 
@@ -843,7 +1036,7 @@ ngx_http_retell_smtp_handshaked(ngx_connection_t *c)
         if (rc != X509_V_OK) {
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                       "certificate of %V not verified: "
-                                      "(%l:%s)", &s->conf->server->name, rc,
+                                      "(%l:%s)", s->peer.name, rc,
                                       X509_verify_cert_error_string(rc));
             return;
         }
@@ -851,7 +1044,7 @@ ngx_http_retell_smtp_handshaked(ngx_connection_t *c)
         if (ngx_ssl_check_host(c, &s->conf->server_name) != NGX_OK) {
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                       "certificate of %V does not match "
-                                      "\"%V\"", &s->conf->server->name,
+                                      "\"%V\"", s->peer.name,
                                       &s->conf->server_name);
             return;
         }

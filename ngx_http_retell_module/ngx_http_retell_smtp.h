@@ -22,17 +22,25 @@
 
 /* how a session ended */
 #define NGX_HTTP_RETELL_SMTP_SENT          0
-#define NGX_HTTP_RETELL_SMTP_TEMPORARY     1   /* 4xx, network, timeout */
-#define NGX_HTTP_RETELL_SMTP_PERMANENT     2   /* 5xx */
+#define NGX_HTTP_RETELL_SMTP_TEMPORARY     1   /* 4xx, network, timeout,
+                                                  the session refused */
+#define NGX_HTTP_RETELL_SMTP_PERMANENT     2   /* 5xx to the message */
+
+/* steps of a session beyond one per recipient, for its deadline */
+#define NGX_HTTP_RETELL_SMTP_STEPS         14
 
 
 typedef struct {
-    ngx_addr_t                     *server;
-    ngx_str_t                       server_name;    /* for SNI, checks */
+    ngx_addr_t                     *server;         /* the addresses */
+    ngx_uint_t                      naddrs;
+    ngx_str_t                       server_name;    /* for SNI, checks;
+                                                       NUL-terminated */
+    ngx_uint_t                      server_is_ip;   /* no SNI then */
     ngx_str_t                       helo;
     ngx_uint_t                      starttls;
     ngx_str_t                       user;           /* empty: no AUTH */
     ngx_str_t                       password;
+    ngx_flag_t                      auth_insecure;  /* operator's opt-in */
     ngx_msec_t                      timeout;        /* every step */
 #if (NGX_SSL)
     ngx_ssl_t                      *ssl;
@@ -67,6 +75,8 @@ struct ngx_http_retell_smtp_s {
 
     /* the session */
     ngx_peer_connection_t           peer;
+    ngx_uint_t                      addr;          /* in conf->server */
+    ngx_event_t                     deadline;      /* the whole session */
     ngx_buf_t                      *in;
     ngx_str_t                       out;
     ngx_uint_t                      state;
@@ -75,6 +85,11 @@ struct ngx_http_retell_smtp_s {
     ngx_uint_t                      temporary_rejects;
 
     unsigned                        tls:1;
+    unsigned                        connected:1;
+    unsigned                        greeted:1;     /* a server answered */
+    unsigned                        committing:1;  /* the body is going out:
+                                                      an abort may still
+                                                      deliver it */
     unsigned                        sent:1;        /* DATA accepted */
     unsigned                        offers_starttls:1;
     unsigned                        offers_plain:1;
@@ -83,8 +98,14 @@ struct ngx_http_retell_smtp_s {
 };
 
 
-/* starts the session; s->handler is called once, from an event */
+/*
+ * starts the session; s->handler is called once, from an event, and the
+ * session is bounded by NGX_HTTP_RETELL_SMTP_STEPS + nrcpt timeouts
+ */
 void ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s);
 
+/* ends the session at once as a temporary failure, from an event */
+void ngx_http_retell_smtp_abort(ngx_http_retell_smtp_t *s,
+    const char *reason);
 
 #endif /* _NGX_HTTP_RETELL_SMTP_H_INCLUDED_ */
