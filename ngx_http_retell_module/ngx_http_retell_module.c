@@ -275,6 +275,7 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
 
+    ngx_uint_t           i;
     ngx_pool_cleanup_t  *cln;
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
@@ -321,6 +322,15 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (rmcf->smtp.helo.len == 0) {
         rmcf->smtp.helo = cf->cycle->hostname;
+    }
+
+    for (i = 0; i < rmcf->smtp.helo.len; i++) {
+        if (rmcf->smtp.helo.data[i] <= ' ' || rmcf->smtp.helo.data[i] >= 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"retell_smtp_helo\" name \"%V\"",
+                               &rmcf->smtp.helo);
+            return NGX_CONF_ERROR;
+        }
     }
 
     /* credentials never in clear, never over unverified TLS */
