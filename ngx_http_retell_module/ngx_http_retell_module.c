@@ -9,7 +9,6 @@
 #include "ngx_http_retell_mail.h"
 
 
-
 #define NGX_HTTP_RETELL_SECRET_MAX_LEN  4096
 
 

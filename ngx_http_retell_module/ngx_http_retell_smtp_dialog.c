@@ -1,0 +1,390 @@
+
+/*
+ * The SMTP dialog: what the client sends after each reply, and what a
+ * reply means for the message.  Only the message's own steps (MAIL, RCPT,
+ * DATA, the end of data) can refuse it for good; every other refusal is
+ * the server's or the configuration's, and the message is retried.
+ */
+
+
+#include "ngx_http_retell_smtp_session.h"
+
+
+static void ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s);
+static void ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s);
+static u_char *ngx_http_retell_smtp_base64(ngx_pool_t *pool, u_char *data,
+    size_t len);
+
+
+void
+ngx_http_retell_smtp_capability(ngx_http_retell_smtp_t *s, u_char *p,
+    u_char *last)
+{
+    size_t  len;
+
+    len = last - p;
+
+    if (len == 8 && ngx_strncasecmp(p, (u_char *) "STARTTLS", 8) == 0) {
+        s->offers_starttls = 1;
+        return;
+    }
+
+    if (len > 5 && ngx_strncasecmp(p, (u_char *) "AUTH", 4) == 0
+        && (p[4] == ' ' || p[4] == '='))
+    {
+        /* "AUTH LOGIN PLAIN CRAM-MD5" */
+
+        for (p += 5; p < last; /* void */) {
+
+            if (last - p >= 5 && ngx_strncasecmp(p, (u_char *) "PLAIN", 5) == 0
+                && (last - p == 5 || p[5] == ' '))
+            {
+                s->offers_plain = 1;
+
+            } else if (last - p >= 5
+                       && ngx_strncasecmp(p, (u_char *) "LOGIN", 5) == 0
+                       && (last - p == 5 || p[5] == ' '))
+            {
+                s->offers_login = 1;
+            }
+
+            while (p < last && *p != ' ') {
+                p++;
+            }
+
+            while (p < last && *p == ' ') {
+                p++;
+            }
+        }
+    }
+}
+
+
+void
+ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
+{
+    u_char      *auth, *p;
+    ngx_str_t   *secret;
+    ngx_uint_t   code, result;
+
+    code = s->code;
+
+    /*
+     * only the message's own steps can refuse it for good: a refused
+     * greeting, EHLO, STARTTLS or AUTH is about the server or this
+     * configuration (a rotated password, a relay that is overloaded or
+     * wants TLS), and the message goes out once that is put right
+     */
+
+    result = NGX_HTTP_RETELL_SMTP_TEMPORARY;
+
+    switch (s->state) {
+
+    case ngx_smtp_start:
+        if (code != 220) {
+            ngx_http_retell_smtp_refused(s, "greeting");
+            break;
+        }
+
+        ngx_http_retell_smtp_command(s, ngx_smtp_ehlo, "EHLO %V\r\n",
+                                     &s->conf->helo);
+        return;
+
+    case ngx_smtp_ehlo:
+        if (code == 250) {
+            ngx_http_retell_smtp_after_ehlo(s);
+            return;
+        }
+
+        /* an old server: HELO, when nothing needs the extensions */
+
+        if (code >= 500 && !s->tls
+            && s->conf->starttls != NGX_HTTP_RETELL_STARTTLS_REQUIRED
+            && s->conf->user.len == 0)
+        {
+            ngx_http_retell_smtp_command(s, ngx_smtp_helo, "HELO %V\r\n",
+                                         &s->conf->helo);
+            return;
+        }
+
+        ngx_http_retell_smtp_refused(s, "EHLO");
+        break;
+
+    case ngx_smtp_helo:
+        if (code != 250) {
+            ngx_http_retell_smtp_refused(s, "HELO");
+            break;
+        }
+
+        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
+                                     &s->from);
+        return;
+
+    case ngx_smtp_starttls:
+#if (NGX_SSL)
+        if (code == 220) {
+            ngx_http_retell_smtp_starttls(s);
+            return;
+        }
+#endif
+
+        if (s->conf->starttls == NGX_HTTP_RETELL_STARTTLS_REQUIRED) {
+            ngx_http_retell_smtp_refused(s, "STARTTLS");
+            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                      "STARTTLS refused: %V, and "
+                                      "\"retell_smtp_starttls required\"",
+                                      &s->error);
+            return;
+        }
+
+        /* "on" means "when it works": carry on in clear */
+
+        s->offers_starttls = 0;
+        ngx_http_retell_smtp_after_ehlo(s);
+        return;
+
+    case ngx_smtp_auth_plain:
+    case ngx_smtp_auth_password:
+        if (code != 235) {
+            ngx_http_retell_smtp_refused(s, "AUTH");
+            break;
+        }
+
+        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
+                                     &s->from);
+        return;
+
+    case ngx_smtp_auth_login:
+    case ngx_smtp_auth_user:
+        /* AUTH LOGIN: 334 asks for the user name, then the password */
+
+        if (code != 334) {
+            ngx_http_retell_smtp_refused(s, "AUTH");
+            break;
+        }
+
+        secret = (s->state == ngx_smtp_auth_login) ? &s->conf->user
+                                                   : &s->conf->password;
+
+        p = ngx_http_retell_smtp_base64(s->pool, secret->data, secret->len);
+        if (p == NULL) {
+            break;
+        }
+
+        ngx_http_retell_smtp_command(s, s->state == ngx_smtp_auth_login
+                                        ? ngx_smtp_auth_user
+                                        : ngx_smtp_auth_password,
+                                     "%s\r\n", p);
+        return;
+
+    case ngx_smtp_mail:
+        if (code != 250) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
+            break;
+        }
+
+        ngx_http_retell_smtp_next_rcpt(s);
+        return;
+
+    case ngx_smtp_rcpt:
+        if (code == 250 || code == 251) {
+            s->accepted++;
+
+        } else {
+            /* one refused recipient does not stop the others */
+
+            if (code < 500) {
+                s->temporary_rejects++;
+            }
+
+            p = ngx_pnalloc(s->pool, s->rejected.len + 2
+                                     + s->rcpt[s->next_rcpt - 1].len + 2
+                                     + s->error.len);
+            if (p == NULL) {
+                break;
+            }
+
+            auth = p;
+
+            if (s->rejected.len) {
+                p = ngx_cpymem(p, s->rejected.data, s->rejected.len);
+                *p++ = ';';
+                *p++ = ' ';
+            }
+
+            p = ngx_sprintf(p, "%V: %V", &s->rcpt[s->next_rcpt - 1],
+                            &s->error);
+
+            s->rejected.data = auth;
+            s->rejected.len = p - auth;
+
+            ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                          "retell smtp: recipient refused: %V: %V",
+                          &s->rcpt[s->next_rcpt - 1], &s->error);
+        }
+
+        ngx_http_retell_smtp_next_rcpt(s);
+        return;
+
+    case ngx_smtp_data:
+        if (code != 354) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
+            break;
+        }
+
+        s->state = ngx_smtp_body;
+        s->committing = 1;
+        s->out = s->data;
+        ngx_http_retell_smtp_flush(s);
+        return;
+
+    case ngx_smtp_body:
+        if (code != 250) {
+            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
+                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
+            break;
+        }
+
+        s->sent = 1;
+        ngx_http_retell_smtp_command(s, ngx_smtp_quit, "QUIT\r\n");
+        return;
+
+    default: /* ngx_smtp_quit */
+        ngx_http_retell_smtp_done(s, NGX_HTTP_RETELL_SMTP_SENT);
+        return;
+    }
+
+    ngx_http_retell_smtp_fail(s, result, "%V", &s->error);
+}
+
+
+static void
+ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
+{
+    u_char  *p, *plain;
+    size_t   len;
+
+    if (!s->tls) {
+
+        if (s->conf->starttls == NGX_HTTP_RETELL_STARTTLS_REQUIRED
+            && !s->offers_starttls)
+        {
+            ngx_http_retell_smtp_refused(s, "STARTTLS");
+            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                      "%V does not offer STARTTLS, and "
+                                      "\"retell_smtp_starttls required\"",
+                                      s->peer.name);
+            return;
+        }
+
+        if (s->conf->starttls != NGX_HTTP_RETELL_STARTTLS_OFF
+            && s->offers_starttls)
+        {
+            ngx_http_retell_smtp_command(s, ngx_smtp_starttls,
+                                         "STARTTLS\r\n");
+            return;
+        }
+    }
+
+    if (s->conf->user.len == 0) {
+        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
+                                     &s->from);
+        return;
+    }
+
+    /* credentials only over verified TLS, unless the operator says so */
+
+    if ((!s->tls || !s->conf->verify) && !s->conf->auth_insecure) {
+        ngx_http_retell_smtp_refused(s, "AUTH");
+        ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                  "credentials not sent to %V %s",
+                                  s->peer.name,
+                                  s->tls ? "over TLS that is not verified"
+                                         : "in clear");
+        return;
+    }
+
+    if (s->offers_plain) {
+        /* authzid NUL authcid NUL password */
+
+        len = 1 + s->conf->user.len + 1 + s->conf->password.len;
+
+        plain = ngx_pnalloc(s->pool, len);
+        if (plain == NULL) {
+            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                      "out of memory");
+            return;
+        }
+
+        p = plain;
+        *p++ = '\0';
+        p = ngx_cpymem(p, s->conf->user.data, s->conf->user.len);
+        *p++ = '\0';
+        ngx_memcpy(p, s->conf->password.data, s->conf->password.len);
+
+        p = ngx_http_retell_smtp_base64(s->pool, plain, len);
+        if (p == NULL) {
+            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                      "out of memory");
+            return;
+        }
+
+        ngx_http_retell_smtp_command(s, ngx_smtp_auth_plain,
+                                     "AUTH PLAIN %s\r\n", p);
+        return;
+    }
+
+    if (s->offers_login) {
+        ngx_http_retell_smtp_command(s, ngx_smtp_auth_login,
+                                     "AUTH LOGIN\r\n");
+        return;
+    }
+
+    ngx_http_retell_smtp_refused(s, "AUTH");
+    ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                              "%V offers neither AUTH PLAIN nor AUTH LOGIN",
+                              s->peer.name);
+}
+
+
+static void
+ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
+{
+    if (s->next_rcpt < s->nrcpt) {
+        ngx_http_retell_smtp_command(s, ngx_smtp_rcpt, "RCPT TO:<%V>\r\n",
+                                     &s->rcpt[s->next_rcpt++]);
+        return;
+    }
+
+    if (s->accepted == 0) {
+        ngx_http_retell_smtp_fail(s, s->temporary_rejects
+                                     ? NGX_HTTP_RETELL_SMTP_TEMPORARY
+                                     : NGX_HTTP_RETELL_SMTP_PERMANENT,
+                                  "no recipient accepted: %V", &s->rejected);
+        return;
+    }
+
+    ngx_http_retell_smtp_command(s, ngx_smtp_data, "DATA\r\n");
+}
+
+
+static u_char *
+ngx_http_retell_smtp_base64(ngx_pool_t *pool, u_char *data, size_t len)
+{
+    ngx_str_t  src, dst;
+
+    src.data = data;
+    src.len = len;
+
+    dst.data = ngx_pnalloc(pool, ngx_base64_encoded_length(len) + 1);
+    if (dst.data == NULL) {
+        return NULL;
+    }
+
+    ngx_encode_base64(&dst, &src);
+    dst.data[dst.len] = '\0';
+
+    return dst.data;
+}
