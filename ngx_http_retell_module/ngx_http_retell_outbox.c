@@ -17,8 +17,7 @@
  */
 
 
-#include "ngx_http_retell_module.h"
-#include "ngx_http_retell_mail.h"
+#include "ngx_http_retell_outbox.h"
 
 
 #define NGX_HTTP_RETELL_OUTBOX_SWEEP      5000
@@ -29,47 +28,9 @@
 #define NGX_HTTP_RETELL_OUTBOX_MARGIN     15000  /* lease end - session end */
 
 
-typedef struct {
-    ngx_http_retell_main_conf_t  *rmcf;
-    ngx_log_t                    *log;
-
-    ngx_event_t                   sweep;
-    ngx_event_t                   retry_record;
-    ngx_event_t                   renew;       /* the lease, while sending */
-    ngx_event_t                   lease_end;   /* the session must be over */
-
-    ngx_pool_t                   *pool;        /* the current job's */
-    ngx_http_retell_pg_op_t       op;
-    ngx_http_retell_pg_op_t       renew_op;
-    ngx_http_retell_smtp_t       *smtp;
-    const char                  **values;
-    const char                   *renew_values[3];
-    ngx_msec_t                    renew_sent;  /* when the renewal left */
-
-    ngx_str_t                     id;
-    ngx_str_t                     attempt;     /* the lease's fence token */
-    ngx_str_t                     call_id;
-    ngx_str_t                     subject;
-    ngx_str_t                     text;
-    ngx_uint_t                    record_tries;
-
-    /* the outcome to record */
-    ngx_uint_t                    result;
-    ngx_str_t                     error;
-    ngx_str_t                     rejected;
-
-    unsigned                      busy:1;
-    unsigned                      again:1;     /* kicked while busy */
-    unsigned                      renewing:1;  /* renew_op is running */
-} ngx_http_retell_outbox_t;
-
-
 static void ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
-static ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
-    PGresult *res);
-static void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
 static void ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
@@ -86,10 +47,6 @@ static ngx_int_t ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
     ngx_http_retell_pg_handler_pt handler);
 static void ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_sweep(ngx_event_t *ev);
-static ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool,
-    PGresult *res, int field);
-static void *ngx_http_retell_outbox_palloc(void *pool, size_t size);
-static char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
 
 
 static ngx_http_retell_outbox_t  *ngx_http_retell_outbox;
@@ -342,194 +299,7 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
 }
 
 
-static ngx_int_t
-ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
-{
-    u_char                       *p, *at, *last, c;
-    ngx_str_t                     recipients, message, *rcpt;
-    ngx_uint_t                    n;
-    ngx_pool_t                   *pool;
-    ngx_http_retell_mail_t        m;
-    ngx_http_retell_smtp_t       *s;
-    ngx_http_retell_main_conf_t  *rmcf;
-
-    rmcf = ob->rmcf;
-    pool = ob->pool;
-
-    ngx_memzero(&m, sizeof(ngx_http_retell_mail_t));
-
-    recipients = ngx_http_retell_outbox_copy(pool, res, 3);
-    ob->call_id = ngx_http_retell_outbox_copy(pool, res, 4);
-
-#define copy(f, i)                                                            \
-    {                                                                         \
-        ngx_str_t  v = ngx_http_retell_outbox_copy(pool, res, i);             \
-        m.f.len = v.len;                                                      \
-        m.f.data = v.data;                                                    \
-    }
-
-    copy(reason, 2);
-    copy(direction, 5);
-    copy(company_name, 6);
-    copy(ticket_id, 7);
-    copy(ticket_status, 8);
-    copy(customer_name, 9);
-    copy(customer_phone, 10);
-    copy(started_at, 11);
-    copy(duration_ms, 12);
-    copy(disconnection_reason, 13);
-    copy(call_summary, 14);
-    copy(user_sentiment, 15);
-    copy(call_successful, 16);
-    copy(in_voicemail, 17);
-    copy(custom_analysis_data, 18);
-    copy(transcript, 19);
-    copy(recording_url, 20);
-
-#undef copy
-
-    if (recipients.data == NULL || ob->call_id.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    m.call_id.data = ob->call_id.data;
-    m.call_id.len = ob->call_id.len;
-
-    /* the recipients, validated when the row was queued */
-
-    n = 1;
-    for (p = recipients.data; p < recipients.data + recipients.len; p++) {
-        if (*p == ',') {
-            n++;
-        }
-    }
-
-    rcpt = ngx_pcalloc(pool, n * sizeof(ngx_str_t));
-    m.to = ngx_pcalloc(pool, n * sizeof(ngx_http_retell_str_t));
-    if (rcpt == NULL || m.to == NULL) {
-        return NGX_ERROR;
-    }
-
-    n = 0;
-    p = recipients.data;
-    last = recipients.data + recipients.len;
-
-    while (p < last) {
-        at = ngx_strlchr(p, last, ',');
-        if (at == NULL) {
-            at = last;
-        }
-
-        /*
-         * checked when the row was queued; again here, since a row
-         * changed by hand must not put a line end into RCPT TO
-         */
-
-        if (ngx_http_retell_mail_valid_address(p, at - p)) {
-            rcpt[n].data = p;
-            rcpt[n].len = at - p;
-            m.to[n].data = p;
-            m.to[n].len = at - p;
-            n++;
-
-        } else {
-            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
-                          "retell outbox %V (call \"%V\"): invalid "
-                          "recipient \"%*s\" skipped", &ob->id, &ob->call_id,
-                          ngx_min(at - p, 64), p);
-        }
-
-        p = at + 1;
-    }
-
-    if (n == 0) {
-        ngx_str_set(&ob->error, "no valid recipient");
-        return NGX_ERROR;
-    }
-
-    m.nto = n;
-    m.from.data = rmcf->smtp_from.data;
-    m.from.len = rmcf->smtp_from.len;
-    m.date = ngx_time();
-
-    /* stable for the row, so a resent message is recognised as such */
-
-    at = ngx_strlchr(rmcf->smtp_from.data,
-                     rmcf->smtp_from.data + rmcf->smtp_from.len, '@');
-
-    m.message_id.data = ngx_pnalloc(pool, sizeof("retell-outbox-.@") - 1
-                                          + ob->id.len + ob->call_id.len
-                                          + rmcf->smtp_from.len);
-    if (m.message_id.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_sprintf(m.message_id.data, "retell-outbox-%V.", &ob->id);
-
-    for (n = 0; n < ob->call_id.len; n++) {
-        c = ob->call_id.data[n];
-        *p++ = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                || (c >= '0' && c <= '9') || c == '-' || c == '_') ? c : '_';
-    }
-
-    p = ngx_sprintf(p, "@%*s",
-                    at ? (size_t) (rmcf->smtp_from.data + rmcf->smtp_from.len
-                                   - at - 1)
-                       : sizeof("localhost") - 1,
-                    at ? at + 1 : (u_char *) "localhost");
-
-    m.message_id.len = p - m.message_id.data;
-
-    if (rmcf->ticket_url.len) {
-        m.ticket_url.data = ngx_pnalloc(pool, rmcf->ticket_url.len
-                                              + ob->id.len + NGX_INT64_LEN);
-        if (m.ticket_url.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_sprintf(m.ticket_url.data, "%V%*s", &rmcf->ticket_url,
-                        m.ticket_id.len, m.ticket_id.data);
-        m.ticket_url.len = p - m.ticket_url.data;
-    }
-
-    if (ngx_http_retell_mail_format(&m, ngx_http_retell_outbox_palloc, pool,
-                                    (ngx_http_retell_str_t *) &ob->subject,
-                                    (ngx_http_retell_str_t *) &ob->text,
-                                    (ngx_http_retell_str_t *) &message)
-        != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    s = ngx_pcalloc(pool, sizeof(ngx_http_retell_smtp_t));
-    if (s == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &message,
-                                       ngx_http_retell_outbox_palloc, pool,
-                                       (ngx_http_retell_str_t *) &s->data)
-        != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    s->pool = pool;
-    s->log = ob->log;
-    s->conf = &rmcf->smtp;
-    s->from = rmcf->smtp_from;
-    s->rcpt = rcpt;
-    s->nrcpt = m.nto;
-    s->handler = ngx_http_retell_outbox_sent;
-    s->handler_data = ob;
-
-    ob->smtp = s;
-
-    return NGX_OK;
-}
-
-
-static void
+void
 ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
 {
     ngx_http_retell_outbox_t  *ob;
@@ -883,47 +653,4 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
     if (again) {
         ngx_http_retell_outbox_claim(ob);
     }
-}
-
-
-/* a NUL-terminated copy: results are freed when the handler returns */
-
-static ngx_str_t
-ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res, int field)
-{
-    ngx_str_t  s;
-
-    s.len = PQgetisnull(res, 0, field) ? 0 : PQgetlength(res, 0, field);
-    s.data = ngx_pnalloc(pool, s.len + 1);
-
-    if (s.data) {
-        ngx_memcpy(s.data, PQgetvalue(res, 0, field), s.len);
-        s.data[s.len] = '\0';
-    }
-
-    return s;
-}
-
-
-static void *
-ngx_http_retell_outbox_palloc(void *pool, size_t size)
-{
-    return ngx_pnalloc(pool, size);
-}
-
-
-static char *
-ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, s->len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s->data, s->len);
-    p[s->len] = '\0';
-
-    return (char *) p;
 }

@@ -1,0 +1,62 @@
+
+/*
+ * Inside the outbox: the job of a worker (ngx_http_retell_outbox.c:
+ * claim, lease, record) and the message made from a claimed row
+ * (ngx_http_retell_outbox_mail.c).
+ */
+
+
+#ifndef _NGX_HTTP_RETELL_OUTBOX_H_INCLUDED_
+#define _NGX_HTTP_RETELL_OUTBOX_H_INCLUDED_
+
+
+#include "ngx_http_retell_module.h"
+
+
+typedef struct {
+    ngx_http_retell_main_conf_t  *rmcf;
+    ngx_log_t                    *log;
+
+    ngx_event_t                   sweep;
+    ngx_event_t                   retry_record;
+    ngx_event_t                   renew;       /* the lease, while sending */
+    ngx_event_t                   lease_end;   /* the session must be over */
+
+    ngx_pool_t                   *pool;        /* the current job's */
+    ngx_http_retell_pg_op_t       op;
+    ngx_http_retell_pg_op_t       renew_op;
+    ngx_http_retell_smtp_t       *smtp;
+    const char                  **values;
+    const char                   *renew_values[3];
+    ngx_msec_t                    renew_sent;  /* when the renewal left */
+
+    ngx_str_t                     id;
+    ngx_str_t                     attempt;     /* the lease's fence token */
+    ngx_str_t                     call_id;
+    ngx_str_t                     subject;
+    ngx_str_t                     text;
+    ngx_uint_t                    record_tries;
+
+    /* the outcome to record */
+    ngx_uint_t                    result;
+    ngx_str_t                     error;
+    ngx_str_t                     rejected;
+
+    unsigned                      busy:1;
+    unsigned                      again:1;     /* kicked while busy */
+    unsigned                      renewing:1;  /* renew_op is running */
+} ngx_http_retell_outbox_t;
+
+
+/* ngx_http_retell_outbox_mail.c */
+ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
+    PGresult *res);
+ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res,
+    int field);
+char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
+
+/* ngx_http_retell_outbox.c */
+void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
+
+
+#endif /* _NGX_HTTP_RETELL_OUTBOX_H_INCLUDED_ */
