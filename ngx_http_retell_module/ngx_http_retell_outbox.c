@@ -23,9 +23,12 @@
 #define NGX_HTTP_RETELL_OUTBOX_SWEEP      5000
 #define NGX_HTTP_RETELL_OUTBOX_RECORD_TRIES  10
 #define NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT 10000
-#define NGX_HTTP_RETELL_OUTBOX_LEASE      60000
-#define NGX_HTTP_RETELL_OUTBOX_RENEW      20000
-#define NGX_HTTP_RETELL_OUTBOX_MARGIN     15000  /* lease end - session end */
+#define NGX_HTTP_RETELL_OUTBOX_LEASE_MIN  10000
+#define NGX_HTTP_RETELL_OUTBOX_LEASE_MAX  60000
+
+/* renewed three times a lease; the session ends a quarter before it */
+#define NGX_HTTP_RETELL_OUTBOX_RENEW(ob)   ((ob)->lease / 3)
+#define NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)  ((ob)->lease / 4)
 
 
 static void ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob);
@@ -134,6 +137,15 @@ ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
     ob->rmcf = rmcf;
     ob->log = cycle->log;
 
+    /*
+     * a dead worker's row is free again within one lease: two step
+     * timeouts, so that renewals are never the slow part, within bounds
+     */
+
+    ob->lease = ngx_max(2 * rmcf->smtp.timeout,
+                        NGX_HTTP_RETELL_OUTBOX_LEASE_MIN);
+    ob->lease = ngx_min(ob->lease, NGX_HTTP_RETELL_OUTBOX_LEASE_MAX);
+
     ob->sweep.handler = ngx_http_retell_outbox_sweep;
     ob->sweep.data = ob;
     ob->sweep.log = cycle->log;
@@ -227,7 +239,7 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     }
 
     ob->values[0] = (char *) lease;
-    lease = ngx_sprintf(lease, "%M", (ngx_msec_t) NGX_HTTP_RETELL_OUTBOX_LEASE);
+    lease = ngx_sprintf(lease, "%M", ob->lease);
     *lease++ = '\0';
     ob->values[1] = (char *) lease;
     *ngx_sprintf(lease, "%ui", ob->rmcf->smtp_max_attempts) = '\0';
@@ -290,9 +302,9 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
 
     /* the lease is renewed while the session runs, and bounds it */
 
-    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
-    ngx_add_timer(&ob->lease_end, NGX_HTTP_RETELL_OUTBOX_LEASE
-                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN
+    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
+    ngx_add_timer(&ob->lease_end, ob->lease
+                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)
                                   - (ngx_current_msec - ob->renew_sent));
 
     ngx_http_retell_smtp_send(ob->smtp);
@@ -483,11 +495,11 @@ ngx_http_retell_outbox_renew(ngx_event_t *ev)
 
     p = ngx_pnalloc(ob->pool, NGX_INT64_LEN + 1);
     if (p == NULL) {
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
         return;
     }
 
-    *ngx_sprintf(p, "%M", (ngx_msec_t) NGX_HTTP_RETELL_OUTBOX_LEASE) = '\0';
+    *ngx_sprintf(p, "%M", ob->lease) = '\0';
 
     ob->renew_values[0] = (char *) ob->id.data;
     ob->renew_values[1] = (char *) ob->attempt.data;
@@ -498,7 +510,7 @@ ngx_http_retell_outbox_renew(ngx_event_t *ev)
     ob->renew_op.command = ngx_http_retell_renew_sql;
     ob->renew_op.nparams = 3;
     ob->renew_op.values = ob->renew_values;
-    ob->renew_op.timeout = NGX_HTTP_RETELL_OUTBOX_QUERY_TIMEOUT;
+    ob->renew_op.timeout = NGX_HTTP_RETELL_OUTBOX_RENEW(ob);
     ob->renew_op.handler = ngx_http_retell_outbox_renewed;
     ob->renew_op.data = ob;
     ob->renew_op.log = ob->log;
@@ -507,7 +519,7 @@ ngx_http_retell_outbox_renew(ngx_event_t *ev)
     ob->renew_sent = ngx_current_msec;
 
     if (ngx_http_retell_pg_run(ob->rmcf->pool, &ob->renew_op) != NGX_OK) {
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
         return;
     }
 
@@ -531,7 +543,7 @@ ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
                       "lease: %s", &ob->id, &ob->call_id,
                       error ? error : PQresultErrorMessage(res));
 
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW / 4);
+        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob) / 4);
         return;
     }
 
@@ -549,10 +561,10 @@ ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
 
     /* held for another lease from when the renewal left */
 
-    ngx_add_timer(&ob->lease_end, NGX_HTTP_RETELL_OUTBOX_LEASE
-                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN
+    ngx_add_timer(&ob->lease_end, ob->lease
+                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)
                                   - (ngx_current_msec - ob->renew_sent));
-    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW);
+    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
 }
 
 

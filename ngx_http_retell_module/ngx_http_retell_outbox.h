@@ -29,6 +29,7 @@ typedef struct {
     const char                  **values;
     const char                   *renew_values[3];
     ngx_msec_t                    renew_sent;  /* when the renewal left */
+    ngx_msec_t                    lease;
 
     ngx_str_t                     id;
     ngx_str_t                     attempt;     /* the lease's fence token */
