@@ -17,6 +17,8 @@ ngx_int_t
 ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 {
     u_char                       *p, *at, *last, c;
+    u_char                        shown[64];
+    size_t                        k;
     ngx_str_t                     recipients, message, *rcpt;
     ngx_uint_t                    n;
     ngx_pool_t                   *pool;
@@ -104,10 +106,16 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
             n++;
 
         } else {
+            /* logged without its line ends or other control bytes */
+
+            for (k = 0; k < (size_t) (at - p) && k < sizeof(shown); k++) {
+                shown[k] = (p[k] >= 0x20 && p[k] < 0x7f) ? p[k] : '?';
+            }
+
             ngx_log_error(NGX_LOG_WARN, ob->log, 0,
                           "retell outbox %V (call \"%V\"): invalid "
                           "recipient \"%*s\" skipped", &ob->id, &ob->call_id,
-                          ngx_min(at - p, 64), p);
+                          k, shown);
         }
 
         p = at + 1;

@@ -1,0 +1,324 @@
+# Email exactly once against hostile, slow and misconfigured SMTP servers
+# (issue 8, docs/email.md, docs/RELIABILITY.md), with t/smtp-script: a real
+# SMTP server that injects, drips, stalls or refuses on cue.  Messages are
+# counted at the server by Message-ID.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+use Faults;
+use JSON::PP ();
+use Time::HiRes qw(time sleep);
+
+master_on();
+workers(1);
+
+our $tmp = "$REPO/build/smtp-faults-test";
+system('mkdir', '-p', $tmp);
+
+# a certificate for localhost, and passwords
+our ($cert, $key) = ("$tmp/localhost.crt", "$tmp/localhost.key");
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+       . " -addext subjectAltName=DNS:localhost -keyout $key -out $cert"
+       . " 2>/dev/null") == 0 or die "openssl req failed";
+
+sub write_file { open my $fh, '>', $_[0] or die "$_[0]: $!"; print $fh $_[1]; close $fh }
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
+
+our ($dir, $pid);       # the current server's folder and process
+
+# t/smtp-script with a mode or a script; returns once it listens
+sub script_start {
+    my (%o) = @_;
+    script_stop();
+    require File::Temp;
+    $dir = File::Temp::tempdir(CLEANUP => 1);
+    my @args = ('--port', $Retell::SMTP_PORT, '--dir', $dir,
+                '--ready-file', "$dir/ready", '--tls-cert', $cert,
+                '--tls-key', $key);
+    push @args, '--mode', $o{mode} if $o{mode};
+    push @args, '--mode-sessions', $o{sessions} if $o{sessions};
+    push @args, '--script-json', JSON::PP::encode_json($o{script}) if $o{script};
+    push @args, @{ $o{args} } if $o{args};
+    $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>>', "$dir/server.log";
+        exec "$REPO/t/smtp-script", @args or die "exec: $!";
+    }
+    wait_for(sub { -e "$dir/ready" }, 15) or die "smtp-script did not start: " . slurp("$dir/server.log");
+    return $dir;
+}
+
+sub script_stop {
+    return unless $pid;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+    undef $pid;
+}
+
+END { local $?; script_stop() }
+
+# sessions.jsonl: one record per ended session
+sub sessions {
+    return [ map { JSON::PP::decode_json($_) } grep { /\S/ } split /\n/, slurp("$dir/sessions.jsonl") ];
+}
+
+# the stored messages' records
+sub messages {
+    return [ map { JSON::PP::decode_json(slurp($_)) } sort glob "$dir/[0-9]*.json" ];
+}
+
+# how many times each Message-ID was received
+sub by_message_id {
+    my %n;
+    $n{ $_->{message_id} // '?' }++ for @{ messages() };
+    return \%n;
+}
+
+sub outbox { return db_row(q{SELECT * FROM retell.email_outbox ORDER BY id LIMIT 1}) }
+
+sub smtp_config {
+    my (%o) = @_;
+    my $server = $o{server} // "localhost:$Retell::SMTP_PORT";
+    return Retell::pg_http_config() . <<"_EOC_" . ($o{extra} // '');
+retell_smtp_server $server;
+retell_smtp_from retell\@parkview.test;
+retell_smtp_timeout @{[ $o{timeout} // '2s' ]};
+retell_smtp_backoff 500ms;
+_EOC_
+}
+
+sub tls_config {
+    return "retell_smtp_starttls required;\nretell_smtp_trusted_certificate $cert;\n";
+}
+
+# rows as if deliveries had queued them
+sub queue_rows {
+    my ($n) = @_;
+    my $db = Retell::dbh();
+    $db->begin_work;
+    $db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, call_summary)
+              SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
+    $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
+              SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
+    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
+              SELECT 1, id, call_id, 'action_required', '{ops@parkview.test,leasing@parkview.test}'
+                FROM retell.tickets WHERE call_id LIKE 'bulk-%'});
+    $db->commit;
+}
+
+my $preprocess = db_block_preprocessor(
+    http_config => sub { smtp_config() },
+    each => sub { script_stop() });
+add_block_preprocessor(sub { $preprocess->(@_) });
+
+add_response_body_check(\&db_check_hook);
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: STARTTLS response injection: the injected replies are refused, nothing is recorded sent that no server accepted
+--- http_config eval: ::smtp_config(extra => ::tls_config())
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'inject-full', sessions => '1');
+::queue_rows(1);
+ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: the first attempt fails");
+like(::outbox()->{last_error}, qr/sent data after its reply to STARTTLS|TLS handshake/, "$name: as injection");
+my $s1 = ::sessions()->[0];
+ok(!grep({ /^(MAIL|RCPT|DATA)/i } @{ $s1->{commands} }), "$name: nothing sent after the injection")
+    or diag(explain($s1->{commands}));
+ok(!$s1->{tls}, "$name: no TLS on the injected stream");
+# the second session is a correct server
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent by the next session");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
+ok(::messages()->[0]{tls}, "$name: over TLS");
+
+
+
+=== TEST 2: a server that drips its EHLO reply times out on schedule, then the message goes out once
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'drip-ehlo', sessions => '1', args => [ '--drip-interval', '0.5', '--drip-lines', '40' ]);
+::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 20), "$name: sent in the end");
+my ($s1) = @{ ::sessions() };
+like($s1->{ended}, qr/client_closed/, "$name: the client ended the dripping session");
+cmp_ok($s1->{duration}, '<', 3.5, "$name: after the 2 s reply timeout, not 20 s of drip");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/timed out waiting for a reply/, "$name: logged");
+
+
+
+=== TEST 3: SNI is the server's name, from a NUL-terminated copy; none for an address
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls required;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'ok');
+::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
+is(::sessions()->[0]{sni}, 'localhost', "$name: SNI localhost, nothing after it");
+
+
+
+=== TEST 4: no SNI when the server is named by its address
+--- http_config eval: ::smtp_config(server => "127.0.0.1:$Retell::SMTP_PORT", extra => "retell_smtp_starttls required;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'ok');
+::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
+ok(::sessions()->[0]{tls}, "$name: over TLS");
+ok(!defined ::sessions()->[0]{sni}, "$name: no SNI");
+
+
+
+=== TEST 5: AUTH is never sent in clear: a server without STARTTLS gets no credentials, the row waits
+--- http_config eval
+::write_file("$::tmp/right.password", "s3cret-pass\n");
+::smtp_config(extra => "retell_smtp_trusted_certificate $::cert;\nretell_smtp_auth mailer $::tmp/right.password;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'no-starttls');
+::queue_rows(1);
+ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: not sent, kept");
+ok(wait_for(sub { @{ ::sessions() } >= 1 }, 5), "$name: a session took place");
+my $s1 = ::sessions()->[0];
+ok(!grep({ /^AUTH/i } @{ $s1->{commands} }), "$name: no AUTH command") or diag(explain($s1->{commands}));
+ok(!$s1->{auth_in_clear}, "$name: no credentials in clear");
+is(scalar @{ ::messages() }, 0, "$name: nothing delivered");
+like(block_log(), qr/failed at STARTTLS: a configuration or server problem/, "$name: a configuration problem");
+
+
+
+=== TEST 6: a wrong password (535) is temporary; once the password file is fixed and nginx reloaded, the row is sent, once
+--- http_config eval
+::write_file("$::tmp/wrong.password", "old-pass\n");
+::smtp_config(extra => ::tls_config() . "retell_smtp_auth mailer $::tmp/wrong.password;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(script => { auth_users => { mailer => 's3cret-pass' }, require_auth => JSON::PP::true(),
+                           ehlo_extensions => { auth_before_tls => JSON::PP::false() } });
+::queue_rows(1);
+ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: refused, kept");
+like(::outbox()->{last_error}, qr/^535/, "$name: the server's answer");
+::write_file("$::tmp/wrong.password", "s3cret-pass\n");
+my ($master) = nginx_pids();
+kill 'HUP', $master;
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 15), "$name: sent after the fix");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+ok(::messages()->[0]{tls} && !::messages()->[0]{auth_in_clear}, "$name: AUTH over TLS");
+like(block_log(), qr/failed at AUTH: a configuration or server problem/, "$name: the 535 logged as a configuration problem");
+
+
+
+=== TEST 7: a 554 greeting is temporary: the next session delivers
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'greeting-554', sessions => '1');
+::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent, not failed");
+is(::outbox()->{attempts}, 2, "$name: on the second attempt");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/failed at greeting: a configuration or server problem/, "$name: logged as such");
+
+
+
+=== TEST 8: poison rows end: no valid recipient fails at once; a lease expired at the last attempt fails the row
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'ok');
+my $db = Retell::dbh();
+::queue_rows(2);
+$db->do(q{UPDATE retell.email_outbox SET recipients = E'{"x@y.test>\r\nRCPT TO:<z@w.test"}' WHERE call_id = 'bulk-1'});
+$db->do(q{UPDATE retell.email_outbox SET status = 'sending', attempts = 8, next_attempt_at = now() - interval '1 s',
+          last_error = 'timed out' WHERE call_id = 'bulk-2'});
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'failed'}) == 2 }, 10), "$name: both failed");
+like(db_value(q{SELECT last_error FROM retell.email_outbox WHERE call_id = 'bulk-1'}), qr/no valid recipient/, "$name: the bad recipient");
+like(db_value(q{SELECT last_error FROM retell.email_outbox WHERE call_id = 'bulk-2'}), qr/^lease expired after 8 attempts: timed out/, "$name: the expired lease");
+is(scalar @{ ::messages() }, 0, "$name: nothing sent");
+like(block_log(), qr/invalid recipient .* skipped/, "$name: the bad recipient logged");
+
+
+
+=== TEST 9: a worker killed with SIGKILL in the middle of a session: its row is sent again within a lease, once
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+# the first session hangs at the greeting; the worker dies during it
+::script_start(script => { greeting => [ { sessions => 1, silent => JSON::PP::true() } ] });
+::queue_rows(1);
+ok(wait_for(sub { (::outbox()->{status} // '') eq 'sending' }, 10), "$name: claimed");
+my ($master, $worker) = nginx_pids();
+kill 'KILL', $worker;
+my $t_kill = time;
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 30), "$name: sent by the new worker");
+my $t = time - $t_kill;
+diag(sprintf "%s: sent %.1f s after the kill (lease 10 s)", $name, $t);
+cmp_ok($t, '<', 15, "$name: within about a lease");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
+
+
+
+=== TEST 10: two nginx instances (one and two workers) against a server slower than the lease: every message received exactly once
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+# each reply 1.5 s late, a 2 s step timeout: a session lasts longer than its 10 s lease
+my $slow = { delay => 1.5 };
+::script_start(script => { map { $_ => $slow } qw(greeting ehlo mail rcpt data end_of_data quit) });
+# the second instance
+require File::Temp;
+my $d2 = File::Temp::tempdir(CLEANUP => 1);
+mkdir "$d2/logs";
+::write_file("$d2/nginx.conf", "load_module $ENV{TEST_NGINX_LOAD_MODULES};\nworker_processes 2;\n"
+    . "error_log $d2/logs/error.log info;\npid $d2/logs/nginx.pid;\nevents {}\n"
+    . "http {\n" . ::smtp_config(extra => "retell_smtp_starttls off;\n")
+    . "access_log off;\nclient_body_temp_path $d2;\nserver { listen 127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT} + 1) . "; return 204; }\n}\n");
+my $bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
+system($bin, '-p', $d2, '-c', "$d2/nginx.conf") == 0 or die "second nginx";
+::queue_rows(6);
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == 6 }, 90), "$name: all sent");
+system($bin, '-p', $d2, '-c', "$d2/nginx.conf", '-s', 'quit');
+my $n = ::by_message_id();
+is(scalar(keys %$n), 6, "$name: six messages");
+is(scalar(grep { $_ != 1 } values %$n), 0, "$name: each exactly once");
+cmp_ok((sort { $b <=> $a } map { $_->{duration} } @{ ::sessions() })[0], '>', 10, "$name: sessions outlived the 10 s lease");
+is(db_value(q{SELECT max(attempts) FROM retell.email_outbox}), 1, "$name: nobody took a row from another");
+unlike(block_log() . ::slurp("$d2/logs/error.log"), qr/lease lost/, "$name: no lease lost");
+
+
+
+=== TEST 11: 500 to EHLO: HELO, and the message goes out in the same session
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\nretell_smtp_helo mta.parkview.test;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'ehlo-500');
+::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
+is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+my $s1 = ::sessions()->[0];
+ok(grep({ /^HELO mta\.parkview\.test$/ } @{ $s1->{commands} }), "$name: HELO with retell_smtp_helo's name")
+    or diag(explain($s1->{commands}));
