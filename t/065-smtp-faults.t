@@ -130,7 +130,7 @@ ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 
 like(::outbox()->{last_error}, qr/sent data after its reply to STARTTLS|TLS handshake/, "$name: as injection");
 my $s1 = ::sessions()->[0];
 ok(!grep({ /^(MAIL|RCPT|DATA)/i } @{ $s1->{commands} }), "$name: nothing sent after the injection")
-    or diag(explain($s1->{commands}));
+    or diag(Test::More::explain($s1->{commands}));
 ok(!$s1->{tls}, "$name: no TLS on the injected stream");
 # the second session is a correct server
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent by the next session");
@@ -195,7 +195,7 @@ GET /in
 ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: not sent, kept");
 ok(wait_for(sub { @{ ::sessions() } >= 1 }, 5), "$name: a session took place");
 my $s1 = ::sessions()->[0];
-ok(!grep({ /^AUTH/i } @{ $s1->{commands} }), "$name: no AUTH command") or diag(explain($s1->{commands}));
+ok(!grep({ /^AUTH/i } @{ $s1->{commands} }), "$name: no AUTH command") or diag(Test::More::explain($s1->{commands}));
 ok(!$s1->{auth_in_clear}, "$name: no credentials in clear");
 is(scalar @{ ::messages() }, 0, "$name: nothing delivered");
 like(block_log(), qr/failed at STARTTLS: a configuration or server problem/, "$name: a configuration problem");
@@ -321,4 +321,4 @@ ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
 is(::outbox()->{attempts}, 1, "$name: at the first attempt");
 my $s1 = ::sessions()->[0];
 ok(grep({ /^HELO mta\.parkview\.test$/ } @{ $s1->{commands} }), "$name: HELO with retell_smtp_helo's name")
-    or diag(explain($s1->{commands}));
+    or diag(Test::More::explain($s1->{commands}));
