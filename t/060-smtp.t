@@ -26,58 +26,6 @@ our $mail;      # the current sink's folder
 
 sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
 
-# rows as if 200 deliveries had queued them, in one transaction
-sub queue_rows {
-    my ($n) = @_;
-    my $db = Retell::dbh();
-    $db->begin_work;
-    $db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, call_summary)
-              SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
-    $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
-              SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
-    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
-              SELECT 1, id, call_id, 'action_required', '{ops@parkview.test}'
-                FROM retell.tickets WHERE call_id LIKE 'bulk-%'});
-    $db->commit;
-}
-
-# another nginx, master and two workers, on the same database and sink
-our $nginx_bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
-
-sub nginx_start {
-    my (%o) = @_;
-    require File::Temp;
-    my $dir = File::Temp::tempdir(CLEANUP => 1);
-    mkdir "$dir/logs";
-    open my $fh, '>', "$dir/nginx.conf" or die $!;
-    print $fh "load_module $ENV{TEST_NGINX_LOAD_MODULES};\n"
-        . "worker_processes 2;\nerror_log $dir/logs/error.log info;\n"
-        . "pid $dir/logs/nginx.pid;\nevents {}\n"
-        . "http {\n" . Retell::smtp_http_config()
-        . "access_log off;\nclient_body_temp_path $dir;\n"
-        . "server { listen 127.0.0.1:$o{port}; return 204; }\n}\n";
-    close $fh;
-    system($nginx_bin, '-p', $dir, '-c', "$dir/nginx.conf") == 0
-        or die "nginx did not start";
-    my $n = { dir => $dir };
-    wait_for(sub { -s "$dir/logs/nginx.pid" }) or die "no pid file";
-    return $n;
-}
-
-sub nginx_signal {
-    my ($n, $sig) = @_;
-    system($nginx_bin, '-p', $n->{dir}, '-c', "$n->{dir}/nginx.conf",
-           '-s', $sig) == 0 or die "nginx -s $sig failed";
-}
-
-sub nginx_stop {
-    my ($n) = @_;
-    my $pid = slurp("$n->{dir}/logs/nginx.pid") or return;
-    chomp $pid;
-    nginx_signal($n, 'quit');
-    wait_for(sub { !kill 0, $pid }, 30);
-}
-
 my $preprocess = db_block_preprocessor(
     http_config => \&smtp_http_config,
     config => sub { webhook_locations(out => 'retell_company 2;') },
@@ -347,11 +295,11 @@ location = /fast { return 204; }
 --- error_code: 204
 --- db_check
 # both running before the rows appear, so both race for them
-my @n = map { ::nginx_start(port => $Retell::SMTP_PORT + 10 + $_) } 1 .. 2;
-::queue_rows(200);
+my @n = map { Retell::nginx_start(port => $Retell::SMTP_PORT + 10 + $_, http => Retell::smtp_http_config()) } 1 .. 2;
+Retell::queue_rows(200);
 my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 200 ? $m : undef }, 60);
 is(scalar @{ $msgs || [] }, 200, "$name: 200 messages");
-::nginx_stop($_) for @n;
+Retell::nginx_stop($_) for @n;
 my %ids;
 for my $e (@{ smtp_messages($::mail) }) {
     open my $fh, '<', $e->{eml} or next;
@@ -378,16 +326,16 @@ GET /fast
 location = /fast { return 204; }
 --- error_code: 204
 --- db_check
-::queue_rows(30);
-my $n = ::nginx_start(port => $Retell::SMTP_PORT + 20);
+Retell::queue_rows(30);
+my $n = Retell::nginx_start(port => $Retell::SMTP_PORT + 20, http => Retell::smtp_http_config());
 ok(wait_for(sub { @{ smtp_messages($::mail) } >= 3 }), "$name: delivery under way");
-::nginx_signal($n, 'reload');
+Retell::nginx_signal($n, 'reload');
 my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 30 ? $m : undef }, 60);
 is(scalar @{ $msgs || [] }, 30, "$name: all 30 delivered");
 ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == 30 }), "$name: all recorded sent")
     or diag Test::More::explain(db_rows(q{SELECT id, status, attempts, last_error FROM retell.email_outbox WHERE status <> 'sent'}));
 is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE attempts > 1}), 0, "$name: none sent twice");
-::nginx_stop($n);
+Retell::nginx_stop($n);
 like(::slurp("$n->{dir}/logs/error.log"), qr/reconfiguring/, "$name: the reload happened");
 
 

@@ -91,21 +91,6 @@ sub tls_config {
     return "retell_smtp_starttls required;\nretell_smtp_trusted_certificate $cert;\n";
 }
 
-# rows as if deliveries had queued them
-sub queue_rows {
-    my ($n) = @_;
-    my $db = Retell::dbh();
-    $db->begin_work;
-    $db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, call_summary)
-              SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
-    $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
-              SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
-    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
-              SELECT 1, id, call_id, 'action_required', '{ops@parkview.test,leasing@parkview.test}'
-                FROM retell.tickets WHERE call_id LIKE 'bulk-%'});
-    $db->commit;
-}
-
 my $preprocess = db_block_preprocessor(
     http_config => sub { smtp_config() },
     each => sub { script_stop() });
@@ -125,7 +110,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'inject-full', sessions => '1');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: the first attempt fails");
 like(::outbox()->{last_error}, qr/sent data after its reply to STARTTLS|TLS handshake/, "$name: as injection");
 my $s1 = ::sessions()->[0];
@@ -145,7 +130,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'drip-ehlo', sessions => '1', args => [ '--drip-interval', '0.5', '--drip-lines', '40' ]);
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 20), "$name: sent in the end");
 my ($s1) = @{ ::sessions() };
 like($s1->{ended}, qr/client_closed/, "$name: the client ended the dripping session");
@@ -162,7 +147,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'ok');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
 is(::sessions()->[0]{sni}, 'localhost', "$name: SNI localhost, nothing after it");
 
@@ -175,7 +160,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'ok');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
 ok(::sessions()->[0]{tls}, "$name: over TLS");
 ok(!defined ::sessions()->[0]{sni}, "$name: no SNI");
@@ -191,7 +176,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'no-starttls');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: not sent, kept");
 ok(wait_for(sub { @{ ::sessions() } >= 1 }, 5), "$name: a session took place");
 my $s1 = ::sessions()->[0];
@@ -212,7 +197,7 @@ GET /in
 --- db_check
 ::script_start(script => { auth_users => { mailer => 's3cret-pass' }, require_auth => JSON::PP::true(),
                            ehlo_extensions => { auth_before_tls => JSON::PP::false() } });
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { (::outbox()->{attempts} // 0) >= 1 && ::outbox()->{status} eq 'pending' }, 10), "$name: refused, kept");
 like(::outbox()->{last_error}, qr/^535/, "$name: the server's answer");
 ::write_file("$::tmp/wrong.password", "s3cret-pass\n");
@@ -231,7 +216,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'greeting-554', sessions => '1');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent, not failed");
 is(::outbox()->{attempts}, 2, "$name: on the second attempt");
 is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
@@ -246,7 +231,7 @@ GET /in
 --- db_check
 ::script_start(mode => 'ok');
 my $db = Retell::dbh();
-::queue_rows(2);
+Retell::queue_rows(2);
 $db->do(q{UPDATE retell.email_outbox SET recipients = E'{"x@y.test>\r\nRCPT TO:<z@w.test"}' WHERE call_id = 'bulk-1'});
 $db->do(q{UPDATE retell.email_outbox SET status = 'sending', attempts = 8, next_attempt_at = now() - interval '1 s',
           last_error = 'timed out' WHERE call_id = 'bulk-2'});
@@ -265,7 +250,7 @@ GET /in
 --- db_check
 # the first session hangs at the greeting; the worker dies during it
 ::script_start(script => { greeting => [ { sessions => 1, silent => JSON::PP::true() } ] });
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { (::outbox()->{status} // '') eq 'sending' }, 10), "$name: claimed");
 my ($master, $worker) = nginx_pids();
 kill 'KILL', $worker;
@@ -287,25 +272,18 @@ GET /in
 # each reply 1.5 s late, a 2 s step timeout: a session lasts longer than its 10 s lease
 my $slow = { delay => 1.5 };
 ::script_start(script => { map { $_ => $slow } qw(greeting ehlo mail rcpt data end_of_data quit) });
-# the second instance
-require File::Temp;
-my $d2 = File::Temp::tempdir(CLEANUP => 1);
-mkdir "$d2/logs";
-::write_file("$d2/nginx.conf", "load_module $ENV{TEST_NGINX_LOAD_MODULES};\nworker_processes 2;\n"
-    . "error_log $d2/logs/error.log info;\npid $d2/logs/nginx.pid;\nevents {}\n"
-    . "http {\n" . ::smtp_config(extra => "retell_smtp_starttls off;\n")
-    . "access_log off;\nclient_body_temp_path $d2;\nserver { listen 127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT} + 1) . "; return 204; }\n}\n");
-my $bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
-system($bin, '-p', $d2, '-c', "$d2/nginx.conf") == 0 or die "second nginx";
-::queue_rows(6);
+# the second instance, two workers
+my $n2 = Retell::nginx_start(port => $ENV{TEST_NGINX_SERVER_PORT} + 1,
+                             http => ::smtp_config(extra => "retell_smtp_starttls off;\n"));
+Retell::queue_rows(6, recipients => '{ops@parkview.test,leasing@parkview.test}');
 ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == 6 }, 90), "$name: all sent");
-system($bin, '-p', $d2, '-c', "$d2/nginx.conf", '-s', 'quit');
+Retell::nginx_stop($n2);
 my $n = ::by_message_id();
 is(scalar(keys %$n), 6, "$name: six messages");
 is(scalar(grep { $_ != 1 } values %$n), 0, "$name: each exactly once");
 cmp_ok((sort { $b <=> $a } map { $_->{duration} } @{ ::sessions() })[0], '>', 10, "$name: sessions outlived the 10 s lease");
 is(db_value(q{SELECT max(attempts) FROM retell.email_outbox}), 1, "$name: nobody took a row from another");
-unlike(block_log() . ::slurp("$d2/logs/error.log"), qr/lease lost/, "$name: no lease lost");
+unlike(block_log() . ::slurp($n2->{error_log}), qr/lease lost/, "$name: no lease lost");
 
 
 
@@ -316,7 +294,7 @@ GET /in
 --- error_code: 405
 --- db_check
 ::script_start(mode => 'ehlo-500');
-::queue_rows(1);
+Retell::queue_rows(1);
 ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
 is(::outbox()->{attempts}, 1, "$name: at the first attempt");
 my $s1 = ::sessions()->[0];

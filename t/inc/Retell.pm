@@ -21,6 +21,9 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  $SMTP_PORT smtp_http_config webhook_locations
                  db_block_preprocessor lock_rows);
 
+# also, called with their package: queue_rows nginx_start nginx_signal
+# nginx_stop
+
 our $REPO = abs_path(dirname(__FILE__) . '/../..');
 our $SECRET = 'test-secret-0f8e2c';
 
@@ -368,6 +371,63 @@ sub signed_headers {
     my ($body, %opt) = @_;
     return "Content-Type: application/json\nX-Retell-Signature: "
            . sign($body, %opt);
+}
+
+# Outbox rows as if $n deliveries had queued them, in one transaction
+# (calls bulk-1 .. bulk-$n of company 1); recipients as an array literal
+sub queue_rows {
+    my ($n, %o) = @_;
+    my $db = dbh();
+    $db->begin_work;
+    $db->do(q{INSERT INTO retell.calls (call_id, company_id, direction, call_summary)
+              SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
+    $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
+              SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
+    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
+              SELECT 1, id, call_id, 'action_required', ?
+                FROM retell.tickets WHERE call_id LIKE 'bulk-%'}, undef,
+            $o{recipients} // '{ops@parkview.test}');
+    $db->commit;
+}
+
+# Another nginx (master and workers) beside the Test::Nginx one, with the
+# module and the http block's directives given: nginx_start(port => P,
+# http => '...', workers => 2) returns a handle for nginx_signal/_stop
+my $nginx_bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
+
+sub nginx_start {
+    my (%o) = @_;
+    require File::Temp;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/nginx.conf" or die $!;
+    print $fh "load_module $ENV{TEST_NGINX_LOAD_MODULES};\n"
+        . "worker_processes @{[ $o{workers} // 2 ]};\n"
+        . "error_log $dir/logs/error.log info;\n"
+        . "pid $dir/logs/nginx.pid;\nevents {}\n"
+        . "http {\n$o{http}"
+        . "access_log off;\nclient_body_temp_path $dir;\n"
+        . "server { listen 127.0.0.1:$o{port}; return 204; }\n}\n";
+    close $fh;
+    system($nginx_bin, '-p', $dir, '-c', "$dir/nginx.conf") == 0
+        or die "nginx did not start";
+    wait_for(sub { -s "$dir/logs/nginx.pid" }) or die "no pid file";
+    return { dir => $dir, error_log => "$dir/logs/error.log" };
+}
+
+sub nginx_signal {
+    my ($n, $sig) = @_;
+    system($nginx_bin, '-p', $n->{dir}, '-c', "$n->{dir}/nginx.conf",
+           '-s', $sig) == 0 or die "nginx -s $sig failed";
+}
+
+sub nginx_stop {
+    my ($n) = @_;
+    open my $fh, '<', "$n->{dir}/logs/nginx.pid" or return;
+    my $pid = <$fh> // return;
+    chomp $pid;
+    nginx_signal($n, 'quit');
+    wait_for(sub { !kill 0, $pid }, 30);
 }
 
 1;
