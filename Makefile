@@ -31,7 +31,8 @@ build/unit/test_signature: t/unit/test_signature.c \
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lcrypto
 
-build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c
+build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
+                       $(PURE)/ngx_http_retell_json.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 

@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_retell_event.h"
+#include "ngx_http_retell_json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,7 @@ typedef struct {
 typedef struct {
     ngx_http_retell_frame_e        frame;
     const ngx_http_retell_field_t *field;    /* of the current key */
+    uint64_t                       seen;     /* known keys, by index */
     unsigned                       is_map:1;
 } ngx_http_retell_level_t;
 
@@ -75,6 +77,7 @@ typedef struct {
     unsigned                       capture_depth;   /* stack depth at start */
     ngx_http_retell_watch_e        watch;
     int                            watch_key;        /* see below */
+    unsigned                       watch_seen;       /* keys, as bits */
 
     unsigned                       have_call:1;
     unsigned                       nomem:1;
@@ -226,6 +229,7 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
     char *err, size_t err_len)
 {
     yajl_handle                h;
+    const char                *why;
     yajl_status                status;
     ngx_http_retell_parser_t   p;
 
@@ -245,6 +249,12 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
 
     if (err_len) {
         err[0] = '\0';
+    }
+
+    /* what PostgreSQL would refuse is refused here, as a 400 */
+
+    if (ngx_http_retell_json_check_text(json, len, &why) != 0) {
+        return ngx_http_retell_fail(&p, "%s", why);
     }
 
     h = yajl_alloc(&ngx_http_retell_callbacks, NULL, &p);
@@ -593,6 +603,7 @@ ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,
     p->capture_depth = p->depth;
     p->watch = f->watch;
     p->watch_key = NGX_HTTP_RETELL_KEY_OTHER;
+    p->watch_seen = 0;
 
     if (type == NGX_HTTP_RETELL_VALUE_MAP
         || type == NGX_HTTP_RETELL_VALUE_ARRAY)
@@ -769,6 +780,7 @@ ngx_http_retell_push(ngx_http_retell_parser_t *p,
     level = &p->stack[p->depth++];
     level->frame = frame;
     level->field = NULL;
+    level->seen = 0;
     level->is_map = is_map;
 
     return 1;
@@ -813,6 +825,12 @@ ngx_http_retell_on_boolean(void *ctx, int value)
 static int
 ngx_http_retell_on_number(void *ctx, const char *s, size_t len)
 {
+    if (ngx_http_retell_json_check_number((const u_char *) s, len) != 0) {
+        ngx_http_retell_fail(ctx, "a number is too large or too precise "
+                             "to be stored");
+        return 0;
+    }
+
     return ngx_http_retell_value(ctx, NGX_HTTP_RETELL_VALUE_NUMBER,
                                  (const u_char *) s, len);
 }
@@ -844,6 +862,8 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     ngx_http_retell_parser_t       *p = ctx;
 
+    size_t                          i;
+    unsigned                        bit;
     ngx_http_retell_level_t        *level;
     const ngx_http_retell_field_t  *f;
 
@@ -871,6 +891,24 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
 
             } else {
                 p->watch_key = NGX_HTTP_RETELL_KEY_OTHER;
+            }
+
+            /*
+             * a key the rules read, twice: jsonb keeps the last, and the
+             * facts must never say otherwise than the stored text
+             */
+
+            if (p->watch_key != NGX_HTTP_RETELL_KEY_OTHER) {
+                bit = (key[0] == 'l') ? 4 : (unsigned) p->watch_key;
+
+                if (p->watch_seen & bit) {
+                    ngx_http_retell_fail(p, "duplicate key \"%.*s\" in "
+                                         "\"%s\"", (int) len, (char *) key,
+                                         p->capture->name);
+                    return 0;
+                }
+
+                p->watch_seen |= bit;
             }
         }
 
@@ -900,13 +938,27 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
         return 1;
     }
 
-    for ( /* void */ ; f->name; f++) {
-        if (strlen(f->name) == len && memcmp(f->name, key, len) == 0) {
+    for (i = 0; f[i].name; i++) {
+        if (strlen(f[i].name) == len && memcmp(f[i].name, key, len) == 0) {
             break;
         }
     }
 
-    level->field = f->name ? f : NULL;
+    if (f[i].name == NULL) {
+        level->field = NULL;
+        return 1;
+    }
+
+    /* one value per known key, the one jsonb keeps and the rules read */
+
+    if (level->seen & ((uint64_t) 1 << i)) {
+        ngx_http_retell_fail(p, "duplicate key \"%s%s\"",
+                             ngx_http_retell_path(p), f[i].name);
+        return 0;
+    }
+
+    level->seen |= (uint64_t) 1 << i;
+    level->field = &f[i];
 
     return 1;
 }

@@ -23,6 +23,7 @@
 
 
 #define NGX_HTTP_RETELL_MAIL_LINE     78    /* header line, RFC 5322 2.1.1 */
+#define NGX_HTTP_RETELL_MAIL_HARD_LINE  998 /* no line longer, ever */
 #define NGX_HTTP_RETELL_MAIL_QP_LINE  76    /* body line, RFC 2045 6.7 */
 #define NGX_HTTP_RETELL_MAIL_WORD     75    /* encoded-word, RFC 2047 2 */
 
@@ -393,6 +394,8 @@ ngx_http_retell_mail_parse(const ngx_http_retell_str_t *json,
 /*
  * yajl_tree_free() and the JSON writer here recurse: the nesting is
  * checked first, so text from anywhere cannot exhaust the stack.
+ * yajl_tree_parse() takes comments, which this scan does not follow: a
+ * "/" outside a string is refused (jsonb text never has one).
  */
 
 static int
@@ -422,6 +425,9 @@ ngx_http_retell_mail_shallow(const u_char *json, size_t len)
         case '"':
             in_string = 1;
             break;
+
+        case '/':
+            return 0;
 
         case '{':
         case '[':
@@ -939,7 +945,7 @@ static void
 ngx_http_retell_mail_message_id(ngx_http_retell_buf_t *b,
     const ngx_http_retell_mail_t *m)
 {
-    size_t                        i, len;
+    size_t                        i, len, max;
     u_char                        c;
     const ngx_http_retell_str_t  *id;
 
@@ -968,7 +974,12 @@ ngx_http_retell_mail_message_id(ngx_http_retell_buf_t *b,
         ngx_http_retell_mail_put_str(b, "unknown");
     }
 
-    for (i = 0; i < id->len; i++) {
+    /* the line " <...>" within RFC 5322's 998: a longer id is cut, stably */
+
+    max = NGX_HTTP_RETELL_MAIL_HARD_LINE - sizeof(" <>") + 1
+          - ((id == &m->call_id) ? sizeof("retell-@localhost") - 1 : 0);
+
+    for (i = 0; i < id->len && i < max; i++) {
         c = id->data[i];
 
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')

@@ -24,6 +24,7 @@
 
 static int ngx_http_retell_phone_cmp(const void *a, const void *b);
 static int ngx_http_retell_phone_assigned(unsigned cc);
+static int ngx_http_retell_phone_keeps_zero(unsigned cc);
 static size_t ngx_http_retell_phone_split(const unsigned char *d, size_t n,
     unsigned *cc);
 static int ngx_http_retell_phone_nanp(const unsigned char *d, size_t n);
@@ -83,9 +84,10 @@ ngx_http_retell_phone_normalize(const unsigned char *raw, size_t len,
 {
     int                   plus;
     char                 *p;
-    size_t                i, n, cc_len, nat_len;
+    size_t                i, n, cc_len, nat_len, zero_at;
     unsigned              cc, v;
     unsigned char         c, digits[NGX_HTTP_RETELL_PHONE_RAW_DIGITS];
+    unsigned char         nat[NGX_HTTP_RETELL_PHONE_RAW_DIGITS + 1];
     unsigned char         ccd[3];
     const unsigned char  *d;
 
@@ -95,6 +97,7 @@ ngx_http_retell_phone_normalize(const unsigned char *raw, size_t len,
 
     plus = 0;
     n = 0;
+    zero_at = (size_t) -1;
 
     for (i = 0; i < len; i++) {
         c = raw[i];
@@ -124,6 +127,7 @@ ngx_http_retell_phone_normalize(const unsigned char *raw, size_t len,
              */
 
             if (len - i >= 3 && raw[i + 1] == '0' && raw[i + 2] == ')') {
+                zero_at = n;        /* unless the country keeps it */
                 i += 2;
             }
 
@@ -180,7 +184,10 @@ ngx_http_retell_phone_normalize(const unsigned char *raw, size_t len,
                 n--;
             }
 
-        } else if (n && d[0] == '0') {
+        } else if (n && d[0] == '0'
+                   && !ngx_http_retell_phone_keeps_zero(cc))
+        {
+            /* the trunk prefix, not dialled from abroad */
             d++;
             n--;
         }
@@ -192,6 +199,17 @@ ngx_http_retell_phone_normalize(const unsigned char *raw, size_t len,
         }
 
         nat_len = n;
+    }
+
+    /* "+39 (0)6 ...": where the 0 is part of the number, it stays */
+
+    if (zero_at == (size_t) (d - digits) && ngx_http_retell_phone_keeps_zero(cc)
+        && nat_len < NGX_HTTP_RETELL_PHONE_RAW_DIGITS)
+    {
+        nat[0] = '0';
+        memcpy(nat + 1, d, nat_len);
+        d = nat;
+        nat_len++;
     }
 
     if (cc_len + nat_len < NGX_HTTP_RETELL_PHONE_MIN_DIGITS
@@ -256,6 +274,19 @@ ngx_http_retell_phone_cmp(const void *a, const void *b)
 {
     return (int) *(const unsigned short *) a
            - (int) *(const unsigned short *) b;
+}
+
+
+/*
+ * Countries whose numbers keep their leading 0 in international form, so
+ * that it is no trunk prefix: Italy and the Vatican (+39 06 ...), San
+ * Marino (+378 0549 ...), Côte d'Ivoire since 2021 (+225 07 ...).
+ */
+
+static int
+ngx_http_retell_phone_keeps_zero(unsigned cc)
+{
+    return cc == 39 || cc == 378 || cc == 379 || cc == 225;
 }
 
 

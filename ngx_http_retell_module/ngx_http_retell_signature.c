@@ -30,7 +30,7 @@ ngx_http_retell_signature_parse(const u_char *value, size_t len,
 {
     int            have_v, have_d, hi, lo;
     size_t         i, n;
-    const u_char  *p, *last, *item, *end;
+    const u_char  *p, *last, *item, *end, *eq;
 
     memset(sig, 0, sizeof(ngx_http_retell_signature_t));
 
@@ -64,8 +64,23 @@ ngx_http_retell_signature_parse(const u_char *value, size_t len,
             p++;    /* the comma */
         }
 
-        if (end - item < 2 || item[1] != '=') {
+        /* "key=value": the key is any run of letters, digits, _ or - */
+
+        for (eq = item; eq < end && *eq != '='; eq++) {
+            if (!((*eq >= 'a' && *eq <= 'z') || (*eq >= 'A' && *eq <= 'Z')
+                  || (*eq >= '0' && *eq <= '9') || *eq == '_' || *eq == '-'))
+            {
+                return -1;
+            }
+        }
+
+        if (eq == item || eq == end) {
             return -1;
+        }
+
+        if (eq - item != 1) {
+            /* unknown items are tolerated: Retell may add some later */
+            continue;
         }
 
         n = end - item - 2;

@@ -381,7 +381,7 @@ test_rejects(void)
     reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\","
            "\"metadata\":{\"k\\u0000\":1}}}", "\\u0000");
     reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"\xff\"}}",
-           "not valid JSON");
+           "not valid UTF-8");
 
     /* call_id: 128 bytes pass, 129 do not */
 
@@ -427,12 +427,89 @@ test_rejects(void)
 }
 
 
+/* what PostgreSQL would refuse is a 400 here (pure-code review D3, S1, D4) */
+
+#define INCALL(inner)                                                           \
+    "{\"event\":\"call_analyzed\",\"call\":{\"call_id\":\"a\"," inner "}}"
+
+static void
+test_storable(void)
+{
+    char                     err[160];
+    ngx_http_retell_event_t  ev;
+
+    /* UTF-8: overlong forms, surrogates, past U+10FFFF, stray bytes */
+    reject(INCALL("\"agent_id\":\"\xc0\x80\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xc1\x9a\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xe0\x80\x80\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xed\xa0\x80\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xf4\x90\x80\x80\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xf7\xbf\xbf\xbf\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\x80\""), "not valid UTF-8");
+    reject(INCALL("\"agent_id\":\"\xe2\x82\""), "not valid UTF-8");
+    reject(INCALL("\"metadata\":{\"\xed\xbf\xbf\":1}"), "not valid UTF-8");
+
+    /* escapes: a lone surrogate, or a high one without its low one */
+    reject(INCALL("\"agent_id\":\"a\\udc00b\""), "surrogate");
+    reject(INCALL("\"agent_id\":\"a\\ud800\\u0041\""), "surrogate");
+    reject(INCALL("\"agent_id\":\"a\\ud800\""), "surrogate");
+    reject(INCALL("\"agent_id\":\"a\\ud800\\n\""), "surrogate");
+    reject(INCALL("\"metadata\":{\"k\":\"\\udfff\"}"), "surrogate");
+
+    /* well-formed text passes: 2, 3 and 4 byte forms, a paired escape */
+    CHECK(parse(INCALL("\"agent_id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                     "\\ud83d\\ude00\\u00e9\\\"\\\\\""), &ev, err, sizeof(err)) == 0
+          && strcmp((char *) ev.agent_id.data,
+                    "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf0\x9f\x98\x80"
+                    "\xc3\xa9\"\\") == 0, "valid UTF-8: %s", err);
+
+    /* numbers jsonb's numeric cannot hold, anywhere in the body */
+    reject(INCALL("\"metadata\":{\"n\":1e999999}"), "too large or too precise");
+    reject(INCALL("\"metadata\":{\"n\":1e131072}"), "too large or too precise");
+    reject(INCALL("\"metadata\":{\"n\":1.5e-16383}"), "too large or too precise");
+    reject(INCALL("\"unknown\":[0e-99999]"), "too large or too precise");
+    reject(INCALL("\"metadata\":{\"n\":1e99999999999999999999}"),
+           "too large or too precise");
+    CHECK(parse(INCALL("\"metadata\":{\"a\":1e100000,\"b\":-0.5e-16382,"
+                     "\"c\":123456789012345678901234567890,\"d\":0}"),
+                &ev, err, sizeof(err)) == 0, "numbers jsonb holds: %s", err);
+
+    /* duplicate keys the module reads: one value, the one jsonb keeps */
+    reject("{\"event\":\"call_started\",\"event\":\"call_ended\","
+           "\"call\":{\"call_id\":\"a\"}}", "duplicate key \"event\"");
+    reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\"},"
+           "\"call\":{\"call_id\":\"b\"}}", "duplicate key \"call\"");
+    reject(INCALL("\"agent_id\":\"x\",\"agent_id\":\"y\""),
+           "duplicate key \"call.agent_id\"");
+    reject(INCALL("\"call_analysis\":{\"custom_analysis_data\":"
+                "{\"action_required\":true},\"custom_analysis_data\":"
+                "{\"note\":\"nothing to do\"}}"),
+           "duplicate key \"call.call_analysis.custom_analysis_data\"");
+    reject(INCALL("\"call_analysis\":{\"custom_analysis_data\":"
+                "{\"qualified\":true,\"qualified\":false}}"),
+           "duplicate key \"qualified\" in \"custom_analysis_data\"");
+    reject(INCALL("\"collected_dynamic_variables\":"
+                "{\"action_required\":\"true\",\"action_required\":\"false\"}"),
+           "duplicate key \"action_required\" in "
+           "\"collected_dynamic_variables\"");
+
+    /* other duplicates are jsonb's to settle: nothing reads them */
+    CHECK(parse(INCALL("\"metadata\":{\"k\":1,\"k\":2},\"x\":1,\"x\":2,"
+                     "\"call_analysis\":{\"custom_analysis_data\":"
+                     "{\"qualified\":true,\"lead_qualified\":false,"
+                     "\"note\":1,\"note\":2}}"),
+                &ev, err, sizeof(err)) == 0 && ev.qualified == 1,
+          "unread duplicates pass: %s", err);
+}
+
+
 int
 main(int argc, char **argv)
 {
     test_samples(argc > 1 ? argv[1] : "t/samples");
     test_facts();
     test_rejects();
+    test_storable();
 
     free_all();
 

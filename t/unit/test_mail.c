@@ -43,6 +43,10 @@ typedef struct {
 } arena_t;
 
 
+/* set while ids longer than a 78-character line are tested */
+static int  long_ids;
+
+
 typedef struct {
     ngx_http_retell_str_t  subject;
     ngx_http_retell_str_t  text;
@@ -616,7 +620,10 @@ check_structure(const out_t *o, parsed_t *ps, const char *what)
                     empty_after++;
                 }
 
-            } else if (linelen > 78) {
+            } else if (linelen > (long_ids && line[0] == ' ' && line[1] == '<'
+                                  ? 998 : 78))
+            {
+                /* a Message-ID too long for 78 has a line of its own */
                 header_long++;
                 printf("# %s: header line of %zu: %.*s\n", what, linelen,
                        (int) linelen, line);
@@ -1133,6 +1140,9 @@ test_base(void)
 }
 
 
+static size_t max_line(const out_t *o);
+
+
 static void
 test_minimal(void)
 {
@@ -1220,6 +1230,94 @@ test_minimal(void)
         full_check(&m, &o, &ps, "deep json");
         CHECK_STR(o.text.data, minimal_text, "deep JSON: no business data");
     }
+
+    {
+        char    *deep;
+        size_t   i, n;
+
+        /*
+         * review D1: a comment holding a quote hid the nesting from the
+         * depth scan, and the recursive writer overflowed the stack
+         */
+
+        deep = malloc(2 * 100000 + 32);
+        n = 0;
+        n += sprintf(deep + n, "{\"a\":/*\"*/");
+
+        for (i = 0; i < 100000; i++) {
+            deep[n++] = '[';
+        }
+
+        for (i = 0; i < 100000; i++) {
+            deep[n++] = ']';
+        }
+
+        n += sprintf(deep + n, "/*\"*/}");
+
+        set(&m.custom_analysis_data, deep, n);
+        free(deep);
+        full_check(&m, &o, &ps, "deep json behind a comment");
+        CHECK_STR(o.text.data, minimal_text,
+                  "deep JSON behind a comment: no business data");
+
+        SET(m.custom_analysis_data, "{\"a\":1 /* fine */}");
+        full_check(&m, &o, &ps, "a comment");
+        CHECK_STR(o.text.data, minimal_text, "a comment: no business data");
+    }
+
+    {
+        char    id[1100];
+        size_t  i;
+
+        /* review D2: no header line past 998, whatever the ids */
+
+        memset(id, 'x', sizeof(id));
+        long_ids = 1;
+
+        set(&m.message_id, id, sizeof(id));
+        full_check(&m, &o, &ps, "a 1100-byte Message-ID");
+        CHECK(max_line(&o) <= 998, "Message-ID line of %zu", max_line(&o));
+
+        m.message_id.len = 0;
+        set(&m.call_id, id, 990);
+        full_check(&m, &o, &ps, "a 990-byte call_id as Message-ID");
+        CHECK(max_line(&o) <= 998, "Message-ID line of %zu", max_line(&o));
+
+        for (i = 0; i + 1 < o.message.len; i++) {
+            if (o.message.data[i] == '<' && o.message.data[i + 1] == 'r') {
+                break;
+            }
+        }
+
+        CHECK(i + 1 < o.message.len, "the cut id is still there");
+        SET(m.call_id, "call_min");
+        SET(m.message_id, "retell-outbox-7.call_min@example.com");
+        long_ids = 0;
+    }
+}
+
+
+/* the longest line of the message, without its CRLF */
+
+static size_t
+max_line(const out_t *o)
+{
+    size_t  i, start, max;
+
+    max = 0;
+    start = 0;
+
+    for (i = 0; i + 1 < o->message.len; i++) {
+        if (o->message.data[i] == '\r' && o->message.data[i + 1] == '\n') {
+            if (i - start > max) {
+                max = i - start;
+            }
+
+            start = i + 2;
+        }
+    }
+
+    return max;
 }
 
 

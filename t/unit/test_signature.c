@@ -77,6 +77,12 @@ main(void)
     CHECK(verify(" v=" TS1 " , d=" HEX1 " ", KEY1, BODY1) == 1, "spaces");
     CHECK(verify("v=" TS1 ",d=" HEX1 ",x=1", KEY1, BODY1) == 1,
           "unknown item tolerated");
+    CHECK(verify("v=" TS1 ",sha=abc,d=" HEX1 ",key_id=k-2", KEY1, BODY1) == 1,
+          "unknown items with longer keys tolerated");
+    CHECK(parse("v=" TS1 ",d=" HEX1 ",x y=1", &sig) == -1,
+          "an unknown item's key is a token");
+    CHECK(parse("v=" TS1 ",d=" HEX1 ",=1", &sig) == -1, "an empty key");
+    CHECK(parse("v=" TS1 ",d=" HEX1 ",junk", &sig) == -1, "an item without =");
 
     /* wrong key, body, timestamp */
 
