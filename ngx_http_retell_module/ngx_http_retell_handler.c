@@ -19,7 +19,7 @@ static ngx_int_t ngx_http_retell_read_body(ngx_http_request_t *r,
 static const char *ngx_http_retell_verify(ngx_http_request_t *r,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *body);
 static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
-    ngx_str_t *name);
+    ngx_str_t *name, ngx_table_elt_t *after);
 static void *ngx_http_retell_palloc(void *pool, size_t size);
 
 
@@ -243,10 +243,17 @@ ngx_http_retell_verify(ngx_http_request_t *r,
     ngx_table_elt_t              *h;
     ngx_http_retell_signature_t   sig;
 
-    h = ngx_http_retell_find_header(r, &ngx_http_retell_signature_header);
+    h = ngx_http_retell_find_header(r, &ngx_http_retell_signature_header,
+                                    NULL);
 
     if (h == NULL) {
         return "missing X-Retell-Signature header";
+    }
+
+    /* two signatures: which one was meant is anybody's guess */
+
+    if (ngx_http_retell_find_header(r, &ngx_http_retell_signature_header, h)) {
+        return "several X-Retell-Signature headers";
     }
 
     if (ngx_http_retell_signature_parse(h->value.data, h->value.len, &sig)
@@ -279,8 +286,11 @@ ngx_http_retell_verify(ngx_http_request_t *r,
 }
 
 
+/* the first header of that name after "after" (NULL: the first) */
+
 static ngx_table_elt_t *
-ngx_http_retell_find_header(ngx_http_request_t *r, ngx_str_t *name)
+ngx_http_retell_find_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_table_elt_t *after)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -299,6 +309,14 @@ ngx_http_retell_find_header(ngx_http_request_t *r, ngx_str_t *name)
             part = part->next;
             h = part->elts;
             i = 0;
+        }
+
+        if (after) {
+            if (&h[i] == after) {
+                after = NULL;
+            }
+
+            continue;
         }
 
         if (h[i].key.len == name->len
