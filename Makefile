@@ -3,6 +3,8 @@
 #   make run    install what is missing, build, start PostgreSQL and nginx
 #               on loopback with the sample configuration
 #   make test   install what is missing, build, run every test
+#   make test-asan  every test against nginx and the module built with
+#               AddressSanitizer and UBSan; fails on any sanitizer report
 #   make bench  the benchmarks under bench/
 
 MODULE      = build/nginx/objs/ngx_http_retell_module.so
@@ -14,7 +16,7 @@ UNIT_TESTS  = build/unit/test_signature build/unit/test_event \
               build/unit/test_policy build/unit/test_phone \
               build/unit/test_mail
 
-.PHONY: all deps module unit test run stop bench clean
+.PHONY: all deps module unit test test-asan run stop bench clean
 
 all: module
 
@@ -56,6 +58,13 @@ unit: $(UNIT_TESTS)
 test: deps
 	$(MAKE) module unit
 	t/run
+
+# nginx (the system's version, Debian's source) and the module with ASan
+# and UBSan under build/asan (tools/build-asan), then the whole suite
+# against them (tools/test-asan)
+test-asan: deps
+	tools/build-asan
+	tools/test-asan
 
 run: deps
 	$(MAKE) module

@@ -202,7 +202,12 @@ ngx_http_retell_read_body(ngx_http_request_t *r, ngx_str_t *body)
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            /* the empty last_buf nginx ends a chain with has no memory */
+
+            if (b->pos != b->last) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 

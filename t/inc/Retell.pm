@@ -35,7 +35,10 @@ our $PG = $ENV{TEST_NGINX_PG_CONNINFO}
 
 sub now_ms { int(Time::HiRes::time() * 1000) }
 
-sub pg_http_config { return qq{retell_postgres "$PG";\n} }
+# with the body buffer as large as Test::Nginx's client_max_body_size
+# (30M): bodies stay in memory, as docs/postgres.md recommends, and nginx
+# does not warn at every start
+sub pg_http_config { return qq{retell_postgres "$PG";\nclient_body_buffer_size 30m;\n} }
 
 my $dbh;
 
