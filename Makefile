@@ -6,6 +6,9 @@
 #   make test-asan  every test against nginx and the module built with
 #               AddressSanitizer and UBSan; fails on any sanitizer report
 #   make bench  the benchmarks under bench/
+#   make fuzz   the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
+#               (default 60); make fuzz-smoke: the corpus replay and
+#               FUZZ_SMOKE_TIME seconds each (default 10)
 
 MODULE      = build/nginx/objs/ngx_http_retell_module.so
 SOURCES     = config $(wildcard ngx_http_retell_module/*.[ch])
@@ -16,7 +19,18 @@ UNIT_TESTS  = build/unit/test_signature build/unit/test_event \
               build/unit/test_policy build/unit/test_phone \
               build/unit/test_mail
 
-.PHONY: all deps module unit test test-asan run stop bench clean
+# libFuzzer with ASan and UBSan: Debian's clang (libclang-rt-14-dev holds
+# libFuzzer for clang 14, Debian 12's)
+FUZZ_CC     = clang
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined -Wall -Wextra -Werror -I $(PURE)
+FUZZERS     = event signature phone mail
+FUZZ_BINS   = $(FUZZERS:%=build/fuzz/fuzz_%)
+FUZZ_TIME       ?= 60
+FUZZ_SMOKE_TIME ?= 10
+
+.PHONY: all deps module unit test test-asan run stop bench clean \
+        fuzz fuzz-smoke fuzz-build fuzz-deps
 
 all: module
 
@@ -46,6 +60,33 @@ build/unit/test_%: t/unit/test_%.c $(PURE)/ngx_http_retell_%.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^
 
+build/fuzz/fuzz_event: t/fuzz/fuzz_event.c t/fuzz/fuzz.h \
+                      $(PURE)/ngx_http_retell_event.c \
+                      $(PURE)/ngx_http_retell_event.h \
+                      $(PURE)/ngx_http_retell_json.c \
+                      $(PURE)/ngx_http_retell_json.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lyajl
+
+build/fuzz/fuzz_signature: t/fuzz/fuzz_signature.c t/fuzz/fuzz.h \
+                          $(PURE)/ngx_http_retell_signature.c \
+                          $(PURE)/ngx_http_retell_signature.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto
+
+build/fuzz/fuzz_phone: t/fuzz/fuzz_phone.c t/fuzz/fuzz.h \
+                      $(PURE)/ngx_http_retell_phone.c \
+                      $(PURE)/ngx_http_retell_phone.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+build/fuzz/fuzz_mail: t/fuzz/fuzz_mail.c t/fuzz/fuzz.h \
+                     $(PURE)/ngx_http_retell_mail.c \
+                     $(PURE)/ngx_http_retell_mail.h \
+                     $(PURE)/ngx_http_retell_event.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lyajl
+
 # under valgrind when it is there: the pure code must not leak or misread
 VALGRIND   := $(shell command -v valgrind >/dev/null 2>&1 \
                 && echo valgrind -q --leak-check=full --error-exitcode=3)
@@ -57,6 +98,7 @@ unit: $(UNIT_TESTS)
 
 test: deps
 	$(MAKE) module unit
+	$(MAKE) fuzz-smoke
 	t/run
 
 # nginx (the system's version, Debian's source) and the module with ASan
@@ -65,6 +107,21 @@ test: deps
 test-asan: deps
 	tools/build-asan
 	tools/test-asan
+
+fuzz-deps:
+	@tools/install-deps clang libclang-rt-14-dev
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# one harness at a time; new inputs into build/fuzz/corpus/, see t/fuzz/run
+fuzz: fuzz-build
+	t/fuzz/run $(FUZZ_TIME) $(FUZZERS)
+
+# a crash or a broken invariant on the corpus (the defects' reproducers
+# among it) or within the few seconds after fails
+fuzz-smoke: fuzz-build
+	t/fuzz/run --smoke $(FUZZ_SMOKE_TIME) $(FUZZERS)
 
 run: deps
 	$(MAKE) module

@@ -3,7 +3,8 @@
  * JSON text checks for what PostgreSQL will store, see the header.
  *
  * yajl checks only the shape of UTF-8 sequences (it takes overlong forms,
- * surrogates and code points past U+10FFFF) and decodes a lone surrogate
+ * surrogates and code points past U+10FFFF), takes \f and \v for
+ * whitespace, and decodes a lone surrogate
  * escape, or a high one followed by any escape, into bytes PostgreSQL
  * refuses; and jsonb refuses numbers its numeric type cannot hold
  * ("1e999999").  The raw body is stored as jsonb too, so the whole body
@@ -55,6 +56,16 @@ ngx_http_retell_json_check_text(const unsigned char *p, size_t len,
         }
 
         if (!in_string) {
+
+            /* yajl also takes \f and \v between tokens; JSON does not */
+
+            if (*p < 0x20 && *p != ' ' && *p != '\t' && *p != '\n'
+                && *p != '\r')
+            {
+                *why = "body is not valid JSON";
+                return -1;
+            }
+
             in_string = (*p == '"');
             p++;
             continue;

@@ -124,6 +124,7 @@ my @cases = (
     [ 'trailing garbage', ::call_body('"x":1') . ' x', 400, 'invalid_payload', qr/not valid JSON/ ],
     [ 'not JSON', 'event=call_ended', 400, 'invalid_payload', qr/not valid JSON/ ],
     [ 'a comment', ::call_body('"x":1 /* note */'), 400, 'invalid_payload', qr/not valid JSON/ ],
+    [ 'a form feed between tokens', ::call_body(qq{"x":\f1}), 400, 'invalid_payload', qr/not valid JSON/ ],
     # signatures
     [ 'no signature', ::call_body('"x":1'), 401, 'invalid_signature', qr/missing X-Retell-Signature header/, signature => undef ],
     [ 'a signature from another secret', ::call_body('"x":1'), 401, 'invalid_signature', qr/signature does not match/, secret => 'other-secret' ],

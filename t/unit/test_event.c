@@ -449,6 +449,12 @@ test_storable(void)
     reject(INCALL("\"agent_id\":\"\xe2\x82\""), "not valid UTF-8");
     reject(INCALL("\"metadata\":{\"\xed\xbf\xbf\":1}"), "not valid UTF-8");
 
+    /* whitespace PostgreSQL's JSON does not take (fuzzing, N1) */
+    reject("{\"event\":\"call_started\",\f\"call\":{\"call_id\":\"c1\"}}",
+           "not valid JSON");
+    reject("{\"event\":\"call_started\",\v\"call\":{\"call_id\":\"c1\"}}",
+           "not valid JSON");
+
     /* escapes: a lone surrogate, or a high one without its low one */
     reject(INCALL("\"agent_id\":\"a\\udc00b\""), "surrogate");
     reject(INCALL("\"agent_id\":\"a\\ud800\\u0041\""), "surrogate");
