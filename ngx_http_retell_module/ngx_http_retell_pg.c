@@ -406,7 +406,10 @@ ngx_http_retell_pg_probe(ngx_event_t *ev)
 
     pool = ev->data;
 
-    if (pool->closed || ngx_exiting || ngx_terminate || ngx_quit
+    /* an exiting worker still tries for the deliveries it holds */
+
+    if (pool->closed || ngx_terminate
+        || ((ngx_exiting || ngx_quit) && pool->nwaiting == 0)
         || pool->connecting || pool->count >= pool->max)
     {
         return;
