@@ -11,6 +11,45 @@ CREATE TABLE IF NOT EXISTS retell.companies (
     email_recipients             text[] NOT NULL DEFAULT '{}'
 );
 
+-- Recipients are checked once, when a company's list is written, not on
+-- every delivery that queues an email: two generated columns keep the
+-- valid addresses (trimmed, as they are sent) and the invalid entries (as
+-- written, for the warning the delivery logs).
+
+CREATE OR REPLACE FUNCTION retell.valid_email(address text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    -- the same rule as ngx_http_retell_mail_valid_address(): a dot-atom
+    -- local part of at most 64 bytes, a domain of two labels or more
+    SELECT length(address) <= 254
+       AND length(split_part(address, '@', 1)) <= 64
+       AND address ~ '^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+$$;
+
+CREATE OR REPLACE FUNCTION retell.valid_recipients(list text[])
+RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(array_agg(btrim(r) ORDER BY n)
+                        FILTER (WHERE retell.valid_email(btrim(r))), '{}')
+      FROM unnest(list) WITH ORDINALITY AS u(r, n)
+$$;
+
+CREATE OR REPLACE FUNCTION retell.invalid_recipients(list text[])
+RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(array_agg(r ORDER BY n)
+                        FILTER (WHERE r IS NULL
+                                   OR NOT retell.valid_email(btrim(r))), '{}')
+      FROM unnest(list) WITH ORDINALITY AS u(r, n)
+$$;
+
+ALTER TABLE retell.companies
+    ADD COLUMN IF NOT EXISTS valid_recipients text[]
+        GENERATED ALWAYS AS (retell.valid_recipients(email_recipients)) STORED,
+    ADD COLUMN IF NOT EXISTS invalid_recipients text[]
+        GENERATED ALWAYS AS (retell.invalid_recipients(email_recipients))
+        STORED;
+
 CREATE TABLE IF NOT EXISTS retell.agents (
     agent_id    text PRIMARY KEY,
     company_id  bigint NOT NULL REFERENCES retell.companies (id)

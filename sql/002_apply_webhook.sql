@@ -6,16 +6,6 @@
 -- indexed by the merged facts of the call (see "facts index" below).
 -- This function only merges facts, looks the answer up, and writes.
 
-CREATE OR REPLACE FUNCTION retell.valid_email(address text)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT AS $$
-    -- the same rule as ngx_http_retell_mail_valid_address(): a dot-atom
-    -- local part of at most 64 bytes, a domain of two labels or more
-    SELECT length(address) <= 254
-       AND length(split_part(address, '@', 1)) <= 64
-       AND address ~ '^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
-$$;
-
 CREATE OR REPLACE FUNCTION retell.ms_to_timestamptz(ms bigint)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT AS $$
@@ -75,7 +65,6 @@ DECLARE
     v_email       text := 'none';
     v_queued      boolean := false;
     v_enabled     boolean;
-    v_recipients  text[];
     v_valid       text[];
     v_invalid     text[];
 BEGIN
@@ -243,27 +232,23 @@ BEGIN
     v_invalid := '{}';
 
     IF v_reason IS NOT NULL THEN
-        SELECT co.email_notifications_enabled, co.email_recipients
-          INTO v_enabled, v_recipients
+        -- checked when the company's list was written (003)
+        SELECT co.email_notifications_enabled, co.valid_recipients,
+               co.invalid_recipients
+          INTO v_enabled, v_valid, v_invalid
           FROM retell.companies co WHERE co.id = v_call.company_id;
 
         IF EXISTS (SELECT 1 FROM retell.email_outbox o
                     WHERE o.call_id = p_call_id)
         THEN
             v_email := 'queued';
+            v_invalid := '{}';
 
         ELSIF NOT v_enabled THEN
             v_email := 'disabled';
+            v_invalid := '{}';
 
         ELSE
-            SELECT COALESCE(array_agg(r) FILTER (
-                                WHERE retell.valid_email(btrim(r))), '{}'),
-                   COALESCE(array_agg(r) FILTER (
-                                WHERE NOT retell.valid_email(btrim(r))
-                                   OR r IS NULL), '{}')
-              INTO v_valid, v_invalid
-              FROM unnest(v_recipients) r;
-
             IF cardinality(v_valid) = 0 THEN
                 v_email := 'no_recipients';
 
@@ -271,7 +256,7 @@ BEGIN
                 INSERT INTO retell.email_outbox
                        (company_id, ticket_id, call_id, reason, recipients)
                 VALUES (v_call.company_id, v_ticket.id, p_call_id, v_reason,
-                        (SELECT array_agg(btrim(x)) FROM unnest(v_valid) x))
+                        v_valid)
                 ON CONFLICT (call_id) DO NOTHING;
 
                 v_queued := FOUND;
