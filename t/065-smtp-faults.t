@@ -21,6 +21,25 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
        . " -addext subjectAltName=DNS:localhost -keyout $key -out $cert"
        . " 2>/dev/null") == 0 or die "openssl req failed";
 
+# A name with two addresses, for the fallback to the next one: a line in
+# /etc/hosts while this file runs (root only, removed at the end; the
+# block is skipped elsewhere).  getaddrinfo() puts 127.0.0.1 first.
+our $multi = 'retell-multi.test';
+our $hosts_added = 0;
+if ($> == 0 && open my $h, '>>', '/etc/hosts') {
+    print $h "127.0.0.2 $multi # retell t/065, removed at its end\n"
+           . "127.0.0.1 $multi # retell t/065, removed at its end\n";
+    close $h;
+    $hosts_added = 1;
+}
+END {
+    if ($hosts_added && open my $h, '<', '/etc/hosts') {
+        my @keep = grep { !/ # retell t\/065, removed at its end$/ } <$h>;
+        close $h;
+        open $h, '>', '/etc/hosts' and print $h @keep;
+    }
+}
+
 sub write_file { open my $fh, '>', $_[0] or die "$_[0]: $!"; print $fh $_[1]; close $fh }
 sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
 
@@ -300,3 +319,22 @@ is(::outbox()->{attempts}, 1, "$name: at the first attempt");
 my $s1 = ::sessions()->[0];
 ok(grep({ /^HELO mta\.parkview\.test$/ } @{ $s1->{commands} }), "$name: HELO with retell_smtp_helo's name")
     or diag(Test::More::explain($s1->{commands}));
+
+
+
+=== TEST 12: the first address of retell_smtp_server refuses: the next one is tried in the same session
+--- http_config eval: ::smtp_config(server => "$::multi:$Retell::SMTP_PORT", extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+SKIP: {
+    skip "$name: needs root to add a name to /etc/hosts", 4 unless $::hosts_added;
+    # only on 127.0.0.2: 127.0.0.1, which getaddrinfo() gives first, refuses
+    ::script_start(mode => 'ok', args => [ '--host', '127.0.0.2' ]);
+    Retell::queue_rows(1);
+    ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 10), "$name: sent");
+    is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+    is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+    like(block_log(), qr/127\.0\.0\.1:\d+ failed, trying the next address/, "$name: the fallback logged");
+}
