@@ -9,7 +9,7 @@
  */
 
 
-#include "ngx_http_retell_event.h"
+#include "ngx_http_retell_event_parser.h"
 #include "ngx_http_retell_json.h"
 
 #include <stdio.h>
@@ -17,95 +17,6 @@
 #include <stdarg.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_gen.h>
-
-
-typedef enum {
-    NGX_HTTP_RETELL_FIELD_STRING = 0,
-    NGX_HTTP_RETELL_FIELD_INTEGER,
-    NGX_HTTP_RETELL_FIELD_BOOLEAN,
-    NGX_HTTP_RETELL_FIELD_OBJECT_JSON,  /* an object kept as JSON text */
-    NGX_HTTP_RETELL_FIELD_ANY_JSON,     /* any value kept as JSON text */
-    NGX_HTTP_RETELL_FIELD_CALL,         /* descends into "call" */
-    NGX_HTTP_RETELL_FIELD_ANALYSIS      /* descends into "call_analysis" */
-} ngx_http_retell_field_type_e;
-
-
-typedef enum {
-    NGX_HTTP_RETELL_FRAME_TOP = 0,
-    NGX_HTTP_RETELL_FRAME_CALL,
-    NGX_HTTP_RETELL_FRAME_ANALYSIS,
-    NGX_HTTP_RETELL_FRAME_OTHER         /* skipped or captured container */
-} ngx_http_retell_frame_e;
-
-
-/* keys inside captured maps that the ticket rules read */
-typedef enum {
-    NGX_HTTP_RETELL_WATCH_NONE = 0,
-    NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA,     /* custom_analysis_data */
-    NGX_HTTP_RETELL_WATCH_COLLECTED          /* collected_dynamic_variables */
-} ngx_http_retell_watch_e;
-
-
-typedef struct {
-    const char                    *name;
-    ngx_http_retell_field_type_e   type;
-    size_t                         offset;
-    size_t                         max_len;
-    ngx_http_retell_watch_e        watch;
-} ngx_http_retell_field_t;
-
-
-typedef struct {
-    ngx_http_retell_frame_e        frame;
-    const ngx_http_retell_field_t *field;    /* of the current key */
-    uint64_t                       seen;     /* known keys, by index */
-    unsigned                       is_map:1;
-} ngx_http_retell_level_t;
-
-
-typedef struct {
-    ngx_http_retell_event_t       *ev;
-    ngx_http_retell_alloc_pt       alloc;
-    void                          *pool;
-
-    ngx_http_retell_level_t        stack[NGX_HTTP_RETELL_MAX_DEPTH];
-    unsigned                       depth;
-
-    /* capture of one field as JSON text */
-    yajl_gen                       gen;
-    const ngx_http_retell_field_t *capture;
-    unsigned                       capture_depth;   /* stack depth at start */
-    ngx_http_retell_watch_e        watch;
-    int                            watch_key;        /* see below */
-    unsigned                       watch_seen;       /* keys, as bits */
-
-    unsigned                       have_call:1;
-    unsigned                       nomem:1;
-
-    /* action_required from each source, as found */
-    int                            analysis_action;
-    int                            collected_action;
-    unsigned                       analysis_action_invalid:1;
-    unsigned                       collected_action_invalid:1;
-
-    char                          *err;
-    size_t                         err_len;
-} ngx_http_retell_parser_t;
-
-
-#define NGX_HTTP_RETELL_KEY_OTHER            0
-#define NGX_HTTP_RETELL_KEY_ACTION_REQUIRED  1
-#define NGX_HTTP_RETELL_KEY_QUALIFIED        2
-
-
-typedef enum {
-    NGX_HTTP_RETELL_VALUE_NULL = 0,
-    NGX_HTTP_RETELL_VALUE_BOOLEAN,
-    NGX_HTTP_RETELL_VALUE_NUMBER,
-    NGX_HTTP_RETELL_VALUE_STRING,
-    NGX_HTTP_RETELL_VALUE_MAP,
-    NGX_HTTP_RETELL_VALUE_ARRAY
-} ngx_http_retell_value_e;
 
 
 #define ev_field(name)  offsetof(ngx_http_retell_event_t, name)
@@ -175,24 +86,10 @@ static const ngx_http_retell_field_t  ngx_http_retell_analysis_fields[] = {
 };
 
 
-static int ngx_http_retell_fail(ngx_http_retell_parser_t *p,
-    const char *fmt, ...);
-static const char *ngx_http_retell_path(ngx_http_retell_parser_t *p);
 static int ngx_http_retell_value(ngx_http_retell_parser_t *p,
     ngx_http_retell_value_e type, const u_char *data, size_t len);
 static int ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
     const ngx_http_retell_field_t *f, ngx_http_retell_value_e type,
-    const u_char *data, size_t len);
-static int ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,
-    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type);
-static int ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
-    ngx_http_retell_value_e type, const u_char *data, size_t len);
-static int ngx_http_retell_capture_finish(ngx_http_retell_parser_t *p);
-static void ngx_http_retell_watch_value(ngx_http_retell_parser_t *p,
-    ngx_http_retell_value_e type, const u_char *data, size_t len);
-static int ngx_http_retell_push(ngx_http_retell_parser_t *p,
-    ngx_http_retell_frame_e frame, unsigned is_map);
-static u_char *ngx_http_retell_copy(ngx_http_retell_parser_t *p,
     const u_char *data, size_t len);
 
 static int ngx_http_retell_on_null(void *ctx);
@@ -378,7 +275,7 @@ ngx_http_retell_parse_boolean_text(const u_char *text, size_t len,
 }
 
 
-static int
+int
 ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
 {
     va_list  args;
@@ -395,7 +292,7 @@ ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
 
 /* the dotted name of the current key, for error messages */
 
-static const char *
+const char *
 ngx_http_retell_path(ngx_http_retell_parser_t *p)
 {
     const ngx_http_retell_level_t  *level;
@@ -592,180 +489,7 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 }
 
 
-static int
-ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,
-    const ngx_http_retell_field_t *f, ngx_http_retell_value_e type)
-{
-    yajl_gen_clear(p->gen);
-    yajl_gen_reset(p->gen, NULL);
-
-    p->capture = f;
-    p->capture_depth = p->depth;
-    p->watch = f->watch;
-    p->watch_key = NGX_HTTP_RETELL_KEY_OTHER;
-    p->watch_seen = 0;
-
-    if (type == NGX_HTTP_RETELL_VALUE_MAP
-        || type == NGX_HTTP_RETELL_VALUE_ARRAY)
-    {
-        return ngx_http_retell_capture_value(p, type, NULL, 0);
-    }
-
-    return 1;
-}
-
-
-static int
-ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
-    ngx_http_retell_value_e type, const u_char *data, size_t len)
-{
-    yajl_gen_status  rc;
-
-    if (p->watch && p->depth == p->capture_depth + 1
-        && p->stack[p->depth - 1].is_map)
-    {
-        ngx_http_retell_watch_value(p, type, data, len);
-    }
-
-    switch (type) {
-
-    case NGX_HTTP_RETELL_VALUE_NULL:
-        rc = yajl_gen_null(p->gen);
-        break;
-
-    case NGX_HTTP_RETELL_VALUE_BOOLEAN:
-        rc = yajl_gen_bool(p->gen, data != NULL);
-        break;
-
-    case NGX_HTTP_RETELL_VALUE_NUMBER:
-        rc = yajl_gen_number(p->gen, (const char *) data, len);
-        break;
-
-    case NGX_HTTP_RETELL_VALUE_STRING:
-        rc = yajl_gen_string(p->gen, data, len);
-        break;
-
-    case NGX_HTTP_RETELL_VALUE_MAP:
-        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 1)) {
-            return 0;
-        }
-
-        rc = yajl_gen_map_open(p->gen);
-        break;
-
-    default: /* NGX_HTTP_RETELL_VALUE_ARRAY */
-        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 0)) {
-            return 0;
-        }
-
-        rc = yajl_gen_array_open(p->gen);
-        break;
-    }
-
-    if (rc != yajl_gen_status_ok) {
-        ngx_http_retell_fail(p, "body is not valid JSON");
-        return 0;
-    }
-
-    if (p->depth == p->capture_depth) {
-        /* a scalar value was the whole capture */
-        return ngx_http_retell_capture_finish(p);
-    }
-
-    return 1;
-}
-
-
-static int
-ngx_http_retell_capture_finish(ngx_http_retell_parser_t *p)
-{
-    size_t                  len;
-    const unsigned char    *buf;
-    ngx_http_retell_str_t  *s;
-
-    if (yajl_gen_get_buf(p->gen, &buf, &len) != yajl_gen_status_ok) {
-        ngx_http_retell_fail(p, "body is not valid JSON");
-        return 0;
-    }
-
-    s = (ngx_http_retell_str_t *) ((u_char *) p->ev + p->capture->offset);
-
-    s->data = ngx_http_retell_copy(p, buf, len);
-    if (s->data == NULL) {
-        return 0;
-    }
-
-    s->len = len;
-
-    p->capture = NULL;
-    p->watch = NGX_HTTP_RETELL_WATCH_NONE;
-
-    return 1;
-}
-
-
-/*
- * Values directly inside custom_analysis_data or
- * collected_dynamic_variables that the ticket rules read.
- */
-
-static void
-ngx_http_retell_watch_value(ngx_http_retell_parser_t *p,
-    ngx_http_retell_value_e type, const u_char *data, size_t len)
-{
-    int   value, usable;
-
-    if (p->watch_key == NGX_HTTP_RETELL_KEY_OTHER) {
-        return;
-    }
-
-    usable = 0;
-
-    if (type == NGX_HTTP_RETELL_VALUE_BOOLEAN) {
-        value = (data != NULL);
-        usable = 1;
-
-    } else if (type == NGX_HTTP_RETELL_VALUE_STRING) {
-        usable = ngx_http_retell_parse_boolean_text(data, len, &value);
-
-    } else {
-        value = 0;
-    }
-
-    if (p->watch_key == NGX_HTTP_RETELL_KEY_QUALIFIED) {
-        if (usable && value) {
-            p->ev->qualified = 1;
-        }
-
-        return;
-    }
-
-    /* action_required */
-
-    if (p->watch == NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA) {
-        if (usable) {
-            p->analysis_action = value;
-            p->analysis_action_invalid = 0;
-
-        } else {
-            p->analysis_action = NGX_HTTP_RETELL_ABSENT;
-            p->analysis_action_invalid = 1;
-        }
-
-    } else {
-        if (usable) {
-            p->collected_action = value;
-            p->collected_action_invalid = 0;
-
-        } else {
-            p->collected_action = NGX_HTTP_RETELL_ABSENT;
-            p->collected_action_invalid = 1;
-        }
-    }
-}
-
-
-static int
+int
 ngx_http_retell_push(ngx_http_retell_parser_t *p,
     ngx_http_retell_frame_e frame, unsigned is_map)
 {
@@ -787,7 +511,7 @@ ngx_http_retell_push(ngx_http_retell_parser_t *p,
 }
 
 
-static u_char *
+u_char *
 ngx_http_retell_copy(ngx_http_retell_parser_t *p, const u_char *data,
     size_t len)
 {
