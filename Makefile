@@ -53,7 +53,8 @@ build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
-build/unit/test_mail: t/unit/test_mail.c $(PURE)/ngx_http_retell_mail.c
+build/unit/test_mail: t/unit/test_mail.c $(PURE)/ngx_http_retell_mail.c \
+                      $(PURE)/ngx_http_retell_mail_encode.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
@@ -85,6 +86,8 @@ build/fuzz/fuzz_phone: t/fuzz/fuzz_phone.c t/fuzz/fuzz.h \
 
 build/fuzz/fuzz_mail: t/fuzz/fuzz_mail.c t/fuzz/fuzz.h \
                      $(PURE)/ngx_http_retell_mail.c \
+                     $(PURE)/ngx_http_retell_mail_encode.c \
+                     $(PURE)/ngx_http_retell_mail_buf.h \
                      $(PURE)/ngx_http_retell_mail.h \
                      $(PURE)/ngx_http_retell_event.h
 	@mkdir -p build/fuzz
