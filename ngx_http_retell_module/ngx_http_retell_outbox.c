@@ -37,6 +37,7 @@ static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
 static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
 static void ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
+static void ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_lease_end(ngx_event_t *ev);
 static void ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob,
@@ -300,12 +301,7 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    /* the lease is renewed while the session runs, and bounds it */
-
-    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
-    ngx_add_timer(&ob->lease_end, ob->lease
-                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)
-                                  - (ngx_current_msec - ob->renew_sent));
+    ngx_http_retell_outbox_lease_held(ob);
 
     ngx_http_retell_smtp_send(ob->smtp);
 }
@@ -559,12 +555,23 @@ ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    /* held for another lease from when the renewal left */
+    ngx_http_retell_outbox_lease_held(ob);
+}
 
+
+/*
+ * The lease is held for one lease from when the claim or the last renewal
+ * left: renewed while the session runs, and the session ends before it
+ * could run out
+ */
+
+static void
+ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob)
+{
+    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
     ngx_add_timer(&ob->lease_end, ob->lease
                                   - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)
                                   - (ngx_current_msec - ob->renew_sent));
-    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
 }
 
 

@@ -69,15 +69,6 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     code = s->code;
 
-    /*
-     * only the message's own steps can refuse it for good: a refused
-     * greeting, EHLO, STARTTLS or AUTH is about the server or this
-     * configuration (a rotated password, a relay that is overloaded or
-     * wants TLS), and the message goes out once that is put right
-     */
-
-    result = NGX_HTTP_RETELL_SMTP_TEMPORARY;
-
     switch (s->state) {
 
     case ngx_smtp_start:
@@ -179,8 +170,6 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     case ngx_smtp_mail:
         if (code != 250) {
-            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
-                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
@@ -229,8 +218,6 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     case ngx_smtp_data:
         if (code != 354) {
-            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
-                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
@@ -242,8 +229,6 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 
     case ngx_smtp_body:
         if (code != 250) {
-            result = (code >= 500) ? NGX_HTTP_RETELL_SMTP_PERMANENT
-                                   : NGX_HTTP_RETELL_SMTP_TEMPORARY;
             break;
         }
 
@@ -255,6 +240,17 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         ngx_http_retell_smtp_done(s, NGX_HTTP_RETELL_SMTP_SENT);
         return;
     }
+
+    /*
+     * only the message's own steps (MAIL, DATA, the end of data) refuse it
+     * for good: a refused greeting, EHLO, STARTTLS or AUTH is about the
+     * server or this configuration (a rotated password, a relay that is
+     * overloaded or wants TLS), and the message goes out once that is put
+     * right
+     */
+
+    result = (code >= 500 && s->state >= ngx_smtp_mail)
+             ? NGX_HTTP_RETELL_SMTP_PERMANENT : NGX_HTTP_RETELL_SMTP_TEMPORARY;
 
     ngx_http_retell_smtp_fail(s, result, "%V", &s->error);
 }

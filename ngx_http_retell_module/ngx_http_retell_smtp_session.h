@@ -25,7 +25,7 @@ typedef enum {
     ngx_smtp_auth_login,       /* 334 for the user name */
     ngx_smtp_auth_user,        /* 334 for the password */
     ngx_smtp_auth_password,
-    ngx_smtp_mail,
+    ngx_smtp_mail,             /* from here on, the message's own steps */
     ngx_smtp_rcpt,
     ngx_smtp_data,
     ngx_smtp_body,
