@@ -71,6 +71,28 @@ sub hold_deliveries {
     return undef;
 }
 
+# a paced Retell-like load (150 deliveries a second, about 3 s), once
+# $stored of its deliveries are in the database
+sub paced_load {
+    my ($name, $stored) = @_;
+    my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
+    Test::More::ok(wait_for(sub { stored() >= $stored }, 30), "$name: the load is under way");
+    return $h;
+}
+
+# the end of a load: what was refused, then what must hold whatever the
+# fault: every delivery final 200 after the retries, the database as the
+# rules say; returns the results
+sub load_done {
+    my ($name, $h, $diag) = @_;
+    my $r = $h->wait;
+    Test::More::diag("$name: " . ($diag ? $diag->() . '; ' : '') . Load::summary($r));
+    show_refused(Load::refused_after($r, 0));
+    Test::More::is(scalar(not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
+    no_problems("$name: the database keeps the promises", Load::check_db($r));
+    return $r;
+}
+
 no_shuffle();
 run_tests();
 
@@ -160,8 +182,7 @@ is(scalar(@late), 0, "$name: nothing sent after PostgreSQL is back is refused");
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
-ok(wait_for(sub { ::stored() >= 100 }, 30), "$name: the load is under way");
+my $h = ::paced_load($name, 100);
 # deliveries held in PostgreSQL behind a lock, so the kill cuts some off:
 # a worker has at most 8 statements in PostgreSQL (its pool), so past 10
 # each of the two has some
@@ -173,13 +194,9 @@ ok(wait_for(sub { my (undef, @w) = nginx_pids(); @w == 2 && !grep { $_ == $worke
    "$name: the master starts another worker");
 $locker->rollback;
 $locker->disconnect;
-my $r = $h->wait;
-Test::More::diag("$name: " . Load::summary($r));
-::show_refused(Load::refused_after($r, 0));
+my $r = ::load_done($name, $h);
 my @cut = grep { $_->{status} == 0 } map { @{ $_->{attempts} } } @{ $r->{deliveries} };
 cmp_ok(scalar(@cut), '>', 0, "$name: the kill cut deliveries off mid-flight");
-is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
 
 
 
@@ -188,19 +205,15 @@ is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the re
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
-ok(wait_for(sub { ::stored() >= 60 }, 30), "$name: the load is under way");
+my $h = ::paced_load($name, 60);
 my ($master, @old) = nginx_pids();
 kill 'HUP', $master;
 ok(wait_for(sub { ::stored() >= 200 }, 30), "$name: the load goes on");
 my (undef, @mid) = nginx_pids();
 kill 'HUP', $master;
-my $r = $h->wait;
+my $r = ::load_done($name, $h);
 ok(wait_for(sub { !grep { pid_alive($_) } @old, @mid }, 15), "$name: the old workers exit");
-Test::More::diag("$name: " . Load::summary($r));
-::show_refused(Load::refused_after($r, 0));
 is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused or reset");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
 unlike(block_log(), qr/\[alert\]|open socket/, "$name: no alert");
 
 
@@ -210,8 +223,7 @@ unlike(block_log(), qr/\[alert\]|open socket/, "$name: no alert");
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-my $h = Load::start(calls => 150, concurrency => 16, rate => 150);
-ok(wait_for(sub { ::stored() >= 100 }, 30), "$name: the load is under way");
+my $h = ::paced_load($name, 100);
 # deliveries held in PostgreSQL behind a lock when the quit comes
 my $locker = ::hold_deliveries(10);
 ok($locker, "$name: deliveries in flight");
@@ -226,13 +238,9 @@ my $t_gone = time;
 my $root = $ENV{TEST_NGINX_SERVER_ROOT};
 system($ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx', '-p', "$root/", '-c', "$root/conf/nginx.conf") == 0
     or die "nginx did not start again";
-my $r = $h->wait;
-Test::More::diag(sprintf "%s: nginx took %.2f s to exit; %s", $name, $t_gone - $t_quit, Load::summary($r));
-::show_refused(Load::refused_after($r, 0));
+my $r = ::load_done($name, $h, sub { sprintf "nginx took %.2f s to exit", $t_gone - $t_quit });
 # what nginx had taken when told to quit, it answered: nothing reset mid-answer
 my @cut = grep { $_->{status} == 0 && $_->{sent} < $t_quit && $_->{answered} < $t_gone }
           map { @{ $_->{attempts} } } @{ $r->{deliveries} };
 is(scalar(@cut), 0, "$name: no delivery in flight was cut off");
-is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
 unlike(block_log(), qr/\[alert\]|open socket/, "$name: no alert");
