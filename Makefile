@@ -54,9 +54,9 @@ build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
 build/unit/test_mail: t/unit/test_mail.c $(PURE)/ngx_http_retell_mail.c \
-                      $(PURE)/ngx_http_retell_mail_encode.c
+                      $(PURE)/ngx_http_retell_mail_encode.c t/unit/base64.h
 	@mkdir -p build/unit
-	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lyajl
 
 build/unit/test_%: t/unit/test_%.c $(PURE)/ngx_http_retell_%.c
 	@mkdir -p build/unit
@@ -84,7 +84,7 @@ build/fuzz/fuzz_phone: t/fuzz/fuzz_phone.c t/fuzz/fuzz.h \
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 
-build/fuzz/fuzz_mail: t/fuzz/fuzz_mail.c t/fuzz/fuzz.h \
+build/fuzz/fuzz_mail: t/fuzz/fuzz_mail.c t/fuzz/fuzz.h t/unit/base64.h \
                      $(PURE)/ngx_http_retell_mail.c \
                      $(PURE)/ngx_http_retell_mail_encode.c \
                      $(PURE)/ngx_http_retell_mail_buf.h \

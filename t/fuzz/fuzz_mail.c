@@ -33,6 +33,7 @@
 #define _GNU_SOURCE     /* memmem() */
 
 #include "fuzz.h"
+#include "../unit/base64.h"
 #include "ngx_http_retell_mail.h"
 
 #include <strings.h>
@@ -165,78 +166,6 @@ expected_subject(const ngx_http_retell_mail_t *m)
     *p = '\0';
 
     return (char *) s;
-}
-
-
-static int
-b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-
-/* base64 into out, the byte count; -1 when it is not base64 */
-
-static long
-b64_decode(const char *in, size_t len, u_char *out)
-{
-    int            v, pad;
-    long           n;
-    size_t         i;
-    unsigned long  acc;
-
-    if (len % 4) {
-        return -1;
-    }
-
-    n = 0;
-
-    for (i = 0; i < len; i += 4) {
-        acc = 0;
-        pad = 0;
-
-        for (v = 0; v < 4; v++) {
-            if (in[i + v] == '=') {
-                if (i + 4 != len || v < 2 || (v == 2 && in[i + 3] != '=')) {
-                    return -1;
-                }
-
-                pad++;
-                acc <<= 6;
-                continue;
-            }
-
-            if (b64_value((u_char) in[i + v]) < 0) {
-                return -1;
-            }
-
-            acc = acc << 6 | b64_value((u_char) in[i + v]);
-        }
-
-        out[n++] = (u_char) (acc >> 16);
-
-        if (pad < 2) {
-            out[n++] = (u_char) (acc >> 8);
-        }
-
-        if (pad < 1) {
-            out[n++] = (u_char) acc;
-        }
-    }
-
-    return n;
 }
 
 

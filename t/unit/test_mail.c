@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "unit.h"
+#include "base64.h"
 #include "ngx_http_retell_mail.h"
 
 
@@ -356,86 +357,6 @@ qp_decode(const char *in, size_t len, size_t *out_len)
     *out_len = n;
 
     return out;
-}
-
-
-static int
-b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    if (c == '+') {
-        return 62;
-    }
-
-    if (c == '/') {
-        return 63;
-    }
-
-    return -1;
-}
-
-
-/* appends the bytes of base64 text to out; -1 when it is not base64 */
-
-static long
-b64_decode(const char *in, size_t len, char *out)
-{
-    int             v;
-    long            n;
-    size_t          i;
-    unsigned long   acc;
-
-    if (len % 4) {
-        return -1;
-    }
-
-    n = 0;
-
-    for (i = 0; i < len; i += 4) {
-        acc = 0;
-
-        for (v = 0; v < 4; v++) {
-            if (in[i + v] == '=') {
-                if (i + 4 != len || v < 2
-                    || (v == 2 && in[i + 3] != '='))
-                {
-                    return -1;
-                }
-
-                acc <<= 6;
-                continue;
-            }
-
-            if (b64_value((unsigned char) in[i + v]) < 0) {
-                return -1;
-            }
-
-            acc = acc << 6 | b64_value((unsigned char) in[i + v]);
-        }
-
-        out[n++] = (char) (acc >> 16);
-
-        if (in[i + 2] != '=') {
-            out[n++] = (char) (acc >> 8);
-        }
-
-        if (in[i + 3] != '=') {
-            out[n++] = (char) acc;
-        }
-    }
-
-    return n;
 }
 
 
