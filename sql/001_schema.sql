@@ -134,8 +134,12 @@ CREATE TABLE IF NOT EXISTS retell.webhook_events (
     applied_at      timestamptz NULL
 );
 
-CREATE INDEX IF NOT EXISTS webhook_events_call_id
-    ON retell.webhook_events (call_id);
+-- Only what the module's statements and guarantees use: the primary key,
+-- the digest (idempotency) and the unrouted rows (replay).  An index on
+-- call_id served no statement and cost every delivery an insert into a
+-- random leaf page (docs/BENCHMARKS.md); an operator who browses events by
+-- call creates it (docs/postgres.md).
+DROP INDEX IF EXISTS retell.webhook_events_call_id;
 
 CREATE INDEX IF NOT EXISTS webhook_events_unrouted
     ON retell.webhook_events (received_at) WHERE company_id IS NULL;

@@ -12,6 +12,23 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(ms / 1000.0)
 $$;
 
+-- before 1 December 2026 the function returned a set (RETURNS TABLE), which
+-- CREATE OR REPLACE cannot change: that version is dropped first
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc
+                WHERE proname = 'apply_webhook' AND proretset
+                  AND pronamespace = 'retell'::regnamespace)
+    THEN
+        DROP FUNCTION retell.apply_webhook(text, text, text, text, bigint,
+            text, text, text, text, text, text, text, text, bigint, bigint,
+            bigint, text, text, text, text, boolean, boolean, text, jsonb,
+            jsonb, jsonb, jsonb, boolean, boolean, boolean, boolean, boolean,
+            text[], text[], integer);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_endpoint              text,       -- 'inbound' or 'outbound'
     p_event                 text,
@@ -47,10 +64,15 @@ CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_analyzed              boolean,
     p_rule_status           text[],
     p_rule_email            text[],
-    p_budget_ms             integer)    -- what is left of the delivery's time
-RETURNS TABLE (ticket_id bigint, ticket_status text, email text,
-               duplicate boolean, routed boolean, invalid_recipients text[],
-               email_queued boolean)
+    p_budget_ms             integer,    -- what is left of the delivery's time
+    -- one row, not a set: no tuplestore for a single answer
+    OUT ticket_id           bigint,
+    OUT ticket_status       text,
+    OUT email               text,
+    OUT duplicate           boolean,
+    OUT routed              boolean,
+    OUT invalid_recipients  text[],
+    OUT email_queued        boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_started     timestamptz := clock_timestamp();
@@ -58,8 +80,7 @@ DECLARE
     v_event_id    bigint;
     v_company     bigint;
     v_customer    bigint;
-    v_call        retell.calls;
-    v_ticket      retell.tickets;
+    v_call        record;
     v_idx         integer;
     v_reason      text;
     v_email       text := 'none';
@@ -96,15 +117,17 @@ BEGIN
      WHERE w.applied_at IS NULL AND EXCLUDED.company_id IS NOT NULL
     RETURNING w.id INTO v_event_id;
 
-    IF v_event_id IS NULL THEN
-        RETURN QUERY
+    duplicate := v_event_id IS NULL;
+    invalid_recipients := '{}';
+    email_queued := false;
+
+    IF duplicate THEN
         SELECT t.id, t.status,
                CASE WHEN o.id IS NULL THEN 'none' ELSE 'queued' END,
-               true,
                EXISTS (SELECT 1 FROM retell.webhook_events w
                         WHERE w.payload_sha256 = v_sha
-                          AND w.applied_at IS NOT NULL),
-               '{}'::text[], false
+                          AND w.applied_at IS NOT NULL)
+          INTO ticket_id, ticket_status, email, routed
           FROM (SELECT 1) one
           LEFT JOIN retell.tickets t ON t.call_id = p_call_id
           LEFT JOIN retell.email_outbox o ON o.call_id = p_call_id;
@@ -112,8 +135,8 @@ BEGIN
     END IF;
 
     IF v_company IS NULL THEN
-        RETURN QUERY SELECT NULL::bigint, NULL::text, 'none', false, false,
-                            '{}'::text[], false;
+        email := 'none';
+        routed := false;
         RETURN;
     END IF;
 
@@ -202,7 +225,9 @@ BEGIN
         transferred = c.transferred OR EXCLUDED.transferred,
         analyzed = c.analyzed OR EXCLUDED.analyzed,
         updated_at = now()
-    RETURNING c.* INTO v_call;
+    RETURNING c.company_id, c.customer_id, c.transferred, c.action_required,
+              c.analyzed, c.qualified, c.call_successful
+         INTO v_call;
 
     -- facts index, 1-based: transferred 24, action_required true 16 /
     -- false 8 / absent 0, analyzed 4, qualified 2, call_successful 1
@@ -227,7 +252,7 @@ BEGIN
         updated_at = CASE WHEN t.status_source = 'retell'
                                AND t.status <> EXCLUDED.status
                           THEN now() ELSE t.updated_at END
-    RETURNING t.* INTO v_ticket;
+    RETURNING t.id, t.status INTO ticket_id, ticket_status;
 
     v_invalid := '{}';
 
@@ -255,7 +280,7 @@ BEGIN
             ELSE
                 INSERT INTO retell.email_outbox
                        (company_id, ticket_id, call_id, reason, recipients)
-                VALUES (v_call.company_id, v_ticket.id, p_call_id, v_reason,
+                VALUES (v_call.company_id, ticket_id, p_call_id, v_reason,
                         v_valid)
                 ON CONFLICT (call_id) DO NOTHING;
 
@@ -272,7 +297,9 @@ BEGIN
               USING ERRCODE = 'query_canceled';
     END IF;
 
-    RETURN QUERY SELECT v_ticket.id, v_ticket.status, v_email, false, true,
-                        v_invalid, v_queued;
+    email := v_email;
+    routed := true;
+    invalid_recipients := v_invalid;
+    email_queued := v_queued;
 END;
 $$;
