@@ -40,6 +40,10 @@ static ngx_conf_num_bounds_t  ngx_http_retell_pool_bounds = {
     ngx_conf_check_num_bounds, 1, 1024
 };
 
+static ngx_conf_num_bounds_t  ngx_http_retell_batch_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_RETELL_PG_BATCH_MAX
+};
+
 static ngx_conf_num_bounds_t  ngx_http_retell_company_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_MAX_INT_T_VALUE
 };
@@ -103,6 +107,13 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_retell_main_conf_t, pool_size),
       &ngx_http_retell_pool_bounds },
+
+    { ngx_string("retell_postgres_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, batch),
+      &ngx_http_retell_batch_bounds },
 
     { ngx_string("retell_postgres_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -259,6 +270,7 @@ ngx_http_retell_create_main_conf(ngx_conf_t *cf)
      */
 
     rmcf->pool_size = NGX_CONF_UNSET_UINT;
+    rmcf->batch = NGX_CONF_UNSET_UINT;
     rmcf->postgres_connect_timeout = NGX_CONF_UNSET_MSEC;
     rmcf->smtp.starttls = NGX_CONF_UNSET_UINT;
     rmcf->smtp.timeout = NGX_CONF_UNSET_MSEC;
@@ -278,6 +290,7 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_pool_cleanup_t  *cln;
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
+    ngx_conf_init_uint_value(rmcf->batch, 8);
 
     /* libpq's connect_timeout, when given, unless the directive says */
     ngx_conf_init_msec_value(rmcf->postgres_connect_timeout,
@@ -828,7 +841,7 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
     /* connections are opened on first use, not here */
 
     rmcf->pool = ngx_http_retell_pg_pool_create(cycle, rmcf->postgres_hosts,
-                                                rmcf->pool_size,
+                                                rmcf->pool_size, rmcf->batch,
                                                 rmcf->postgres_connect_timeout);
     if (rmcf->pool == NULL) {
         return NGX_ERROR;

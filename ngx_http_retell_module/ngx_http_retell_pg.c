@@ -39,7 +39,7 @@ static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
 
 ngx_http_retell_pg_pool_t *
 ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
-    ngx_uint_t size, ngx_msec_t connect_timeout)
+    ngx_uint_t size, ngx_uint_t batch, ngx_msec_t connect_timeout)
 {
     ngx_http_retell_pg_pool_t  *pool;
 
@@ -61,6 +61,7 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     pool->nhosts = hosts->nelts;
     pool->max = size;
     pool->max_waiting = size * NGX_HTTP_RETELL_PG_WAITING;
+    pool->batch_max = ngx_min(batch, NGX_HTTP_RETELL_PG_BATCH_MAX);
     pool->connect_timeout = connect_timeout;
     pool->log = cycle->log;
     pool->mem = cycle->pool;
@@ -69,6 +70,7 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     ngx_queue_init(&pool->waiting);
     ngx_queue_init(&pool->free);
     ngx_queue_init(&pool->all);
+    ngx_queue_init(&pool->batches);
 
     pool->probe.handler = ngx_http_retell_pg_probe;
     pool->probe.data = pool;
@@ -116,7 +118,33 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     }
 
     op->pool = pool;
+    op->alone = 0;
+
+    ngx_http_retell_pg_arm(op);
+
+    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    op->waiting = 1;
+    pool->nwaiting++;
+
+    ngx_http_retell_pg_dispatch(pool);
+
+    if (op->waiting) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                       "retell postgres: waiting for a connection, %ui "
+                       "waiting", pool->nwaiting);
+    }
+
+    return NGX_OK;
+}
+
+
+/* its timer and its completion event; the op is on its way to a connection */
+
+void
+ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op)
+{
     op->conn = NULL;
+    op->batch = NULL;
     op->res = NULL;
     op->error = NULL;
     op->retried = 0;
@@ -129,14 +157,6 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     op->done.handler = ngx_http_retell_pg_op_done;
     op->done.data = op;
     op->done.log = op->log;
-
-    ngx_queue_insert_tail(&pool->waiting, &op->queue);
-    op->waiting = 1;
-    pool->nwaiting++;
-
-    ngx_http_retell_pg_dispatch(pool);
-
-    return NGX_OK;
 }
 
 
@@ -160,6 +180,12 @@ ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op)
         ngx_queue_remove(&op->queue);
         op->waiting = 0;
         op->pool->nwaiting--;
+        return;
+    }
+
+    if (op->batch) {
+        /* the batch goes on without it, or is cancelled with its last */
+        ngx_http_retell_pg_batch_leave(op);
         return;
     }
 
@@ -206,6 +232,11 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         ngx_queue_remove(q);
         op->waiting = 0;
         pool->nwaiting--;
+
+        if (op->batchable && !op->alone && pool->batch_max > 1) {
+            /* with those that wait behind it, if any */
+            op = ngx_http_retell_pg_batch(pool, op);
+        }
 
         ngx_http_retell_pg_conn_send(conn, op);
     }

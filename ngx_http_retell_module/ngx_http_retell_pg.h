@@ -24,6 +24,7 @@
 typedef struct ngx_http_retell_pg_pool_s  ngx_http_retell_pg_pool_t;
 typedef struct ngx_http_retell_pg_conn_s  ngx_http_retell_pg_conn_t;
 typedef struct ngx_http_retell_pg_op_s    ngx_http_retell_pg_op_t;
+typedef struct ngx_http_retell_pg_batch_s ngx_http_retell_pg_batch_t;
 
 /*
  * res is NULL when error is set (timeout, connection lost); otherwise
@@ -58,14 +59,24 @@ struct ngx_http_retell_pg_op_s {
     void                           *data;
     ngx_log_t                      *log;
 
+    ngx_http_retell_pg_batch_t     *batch;      /* the one it runs in */
+
     unsigned                        waiting:1;
     unsigned                        retried:1;
     unsigned                        idempotent:1;  /* safe to send twice */
+
+    /*
+     * may share a statement and a transaction with others of the same
+     * command that wait with it: the command is one SELECT of one row
+     */
+    unsigned                        batchable:1;
+    unsigned                        alone:1;    /* a batch with it failed */
 };
 
 
 ngx_http_retell_pg_pool_t *ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_array_t *hosts, ngx_uint_t size, ngx_msec_t connect_timeout);
+    ngx_array_t *hosts, ngx_uint_t size, ngx_uint_t batch,
+    ngx_msec_t connect_timeout);
 void ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool);
 
 /*
@@ -80,6 +91,8 @@ void ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op);
 
 /* what is left of the op's timeout, in ms */
 ngx_msec_t ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op);
+
+#define NGX_HTTP_RETELL_PG_BATCH_MAX  32
 
 
 #endif /* _NGX_HTTP_RETELL_PG_H_INCLUDED_ */

@@ -69,6 +69,13 @@ struct ngx_http_retell_pg_pool_s {
     ngx_msec_t                      next_retry;   /* with deliveries */
     ngx_event_t                     probe;
 
+    /* batches: one command, its statements for 1 to batch_max calls */
+    ngx_uint_t                      batch_max;
+    const char                     *batch_command;
+    int                             batch_nparams;
+    char                          **batch_sql;
+    ngx_queue_t                     batches;    /* free ones */
+
     ngx_log_t                      *log;
     ngx_pool_t                     *mem;
     unsigned                        down:1;
@@ -81,6 +88,12 @@ void ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error);
 void ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op);
+
+/* ngx_http_retell_pg_batch.c, for the pool */
+ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch(
+    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_batch_leave(ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool,
     ngx_uint_t host);
 void ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,

@@ -11,7 +11,12 @@
 
 
 #define NGX_HTTP_RETELL_RULES  48      /* the facts index, see the SQL */
-#define NGX_HTTP_RETELL_NPARAMS  35
+#define NGX_HTTP_RETELL_NPARAMS  36
+#define NGX_HTTP_RETELL_BUDGET   34     /* p_budget_ms */
+#define NGX_HTTP_RETELL_LOCK_WAIT  35   /* p_lock_wait_ms */
+
+/* in a batch: another transaction's row lock fails the batch this soon */
+#define NGX_HTTP_RETELL_BATCH_LOCK_WAIT  "100"
 
 #define NGX_HTTP_RETELL_RETRY_AFTER  "5"
 
@@ -21,7 +26,7 @@ static const char  ngx_http_retell_apply_sql[] =
     " invalid_recipients, email_queued"
     " FROM retell.apply_webhook($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
     " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)";
+    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)";
 
 
 static void ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op,
@@ -151,9 +156,10 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 #undef str
 #undef flag
 
-    /* p_budget_ms: set when the statement leaves, see below */
-    v[34] = (const char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
-    if (v[34] == NULL) {
+    /* p_budget_ms and p_lock_wait_ms: set when the statement leaves */
+    v[NGX_HTTP_RETELL_BUDGET] = (const char *) ngx_pnalloc(r->pool,
+                                                           NGX_INT_T_LEN + 1);
+    if (v[NGX_HTTP_RETELL_BUDGET] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -167,6 +173,7 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->data = r;
     op->log = r->connection->log;
     op->idempotent = 1;         /* deduplicated by the delivery's digest */
+    op->batchable = 1;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -356,17 +363,23 @@ ngx_http_retell_send_unavailable(ngx_http_request_t *r, const char *message)
 /*
  * The statement gets what is left of the delivery's time, after waiting
  * for a connection: its lock_timeout, and the limit past which it rolls
- * back rather than commit behind a client already told 503.
+ * back rather than commit behind a client already told 503.  In a batch
+ * a row lock is waited for briefly: the others must not wait with it.
  */
 
 static void
 ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op)
 {
-    u_char  *p;
+    u_char       *p;
+    const char  **v;
 
-    p = (u_char *) op->values[NGX_HTTP_RETELL_NPARAMS - 1];
+    v = (const char **) op->values;
+    p = (u_char *) v[NGX_HTTP_RETELL_BUDGET];
 
     *ngx_sprintf(p, "%M", ngx_max(ngx_http_retell_pg_time_left(op), 1)) = '\0';
+
+    v[NGX_HTTP_RETELL_LOCK_WAIT] = op->batch ? NGX_HTTP_RETELL_BATCH_LOCK_WAIT
+                                             : NULL;
 }
 
 

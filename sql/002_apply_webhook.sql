@@ -1,5 +1,7 @@
--- retell.apply_webhook: one delivery, applied in one statement and so in
--- one transaction and one round trip (SPEC sections 4 and 5).
+-- retell.apply_webhook: one delivery, applied in one call (SPEC sections 4
+-- and 5).  The module sends one call per statement, or, for deliveries that
+-- waited for a connection together, several calls in one statement and so
+-- one transaction and one commit (a batch, ngx_http_retell_pg_batch.c).
 --
 -- The ticket rules are not here: they live in C (ngx_http_retell_policy.c)
 -- and arrive as two 48-entry arrays, p_rule_status and p_rule_email,
@@ -12,20 +14,19 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(ms / 1000.0)
 $$;
 
--- before 1 December 2026 the function returned a set (RETURNS TABLE), which
--- CREATE OR REPLACE cannot change: that version is dropped first
+-- earlier versions (35 arguments, returning a set) cannot be replaced in
+-- place by CREATE OR REPLACE: they are dropped first
 DO $$
+DECLARE
+    f  regprocedure;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_proc
-                WHERE proname = 'apply_webhook' AND proretset
-                  AND pronamespace = 'retell'::regnamespace)
-    THEN
-        DROP FUNCTION retell.apply_webhook(text, text, text, text, bigint,
-            text, text, text, text, text, text, text, text, bigint, bigint,
-            bigint, text, text, text, text, boolean, boolean, text, jsonb,
-            jsonb, jsonb, jsonb, boolean, boolean, boolean, boolean, boolean,
-            text[], text[], integer);
-    END IF;
+    FOR f IN SELECT oid FROM pg_proc
+              WHERE proname = 'apply_webhook'
+                AND pronamespace = 'retell'::regnamespace
+                AND (proretset OR pronargs <> 36)
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || f;
+    END LOOP;
 END;
 $$;
 
@@ -65,6 +66,10 @@ CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_rule_status           text[],
     p_rule_email            text[],
     p_budget_ms             integer,    -- what is left of the delivery's time
+    -- in a batch (several deliveries in one statement), the longest wait
+    -- for a row lock: the batch then fails fast and each is applied alone;
+    -- the default keeps a 35-argument caller working during an upgrade
+    p_lock_wait_ms          integer DEFAULT NULL,
     -- one row, not a set: no tuplestore for a single answer
     OUT ticket_id           bigint,
     OUT ticket_status       text,
@@ -90,7 +95,10 @@ DECLARE
     v_invalid     text[];
 BEGIN
     -- a row lock held elsewhere must not outlive the delivery
-    PERFORM set_config('lock_timeout', greatest(p_budget_ms, 1) || 'ms', true);
+    PERFORM set_config('lock_timeout',
+                       least(greatest(p_budget_ms, 1),
+                             greatest(COALESCE(p_lock_wait_ms, p_budget_ms), 1))
+                       || 'ms', true);
 
     -- routing: the call's company once known, else the agent's, else
     -- the location's retell_company

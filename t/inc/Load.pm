@@ -201,14 +201,27 @@ sub make_deliveries {
 
 # -- sending
 
+# senders not waited for yet: a test that dies mid-load must not leave
+# them sending
+my %running;
+my $owner = $$;
+
+END {
+    if ($$ == $owner && %running) {
+        local $?;
+        kill 'TERM', keys %running;
+        waitpid $_, 0 for keys %running;
+    }
+}
+
 # one POST, HTTP/1.0, a new connection each time as a webhook sender does:
-# { sent, answered, status (0 when no HTTP answer), body }
+# { sent, answered, status (0 when no HTTP answer), body, port }
 sub attempt {
     my ($port, $d, $timeout) = @_;
     my $sent = Time::HiRes::time();
     my $deadline = $sent + $timeout;
     my $fail = sub { return { sent => $sent, answered => Time::HiRes::time(),
-                              status => 0, body => $_[0] } };
+                              status => 0, body => $_[0], port => $port } };
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                      Timeout => $timeout)
         or return $fail->("connect: $!");
@@ -237,7 +250,7 @@ sub attempt {
         or return $fail->("no HTTP answer: " . substr($resp, 0, 80));
     my ($content) = $resp =~ /\r\n\r\n(.*)\z/s;
     return { sent => $sent, answered => Time::HiRes::time(),
-             status => $status + 0, body => $content // '' };
+             status => $status + 0, body => $content // '', port => $port };
 }
 
 # One sender: its deliveries are sent in order, first attempts one after
@@ -261,7 +274,10 @@ sub sender {
         }
         Time::HiRes::sleep($at - $now) if $at > $now;
         last if Time::HiRes::time() > $o->{give_up_at};
-        my $try = attempt($o->{port}, $d, $o->{timeout});
+        # several ports: each attempt to one of them, as a load balancer
+        # in front of several nginx hosts would send it
+        my $port = $o->{ports} ? $o->{ports}[ int rand @{ $o->{ports} } ] : $o->{port};
+        my $try = attempt($port, $d, $o->{timeout});
         push @{ $d->{attempts} }, $try;
         # one short line per attempt, O_APPEND: for progress() in the parent
         syswrite $o->{progress_fh}, "$try->{status}\n" if $o->{progress_fh};
@@ -272,11 +288,13 @@ sub sender {
 }
 
 # start(calls => N, concurrency => N, retries => [s, ...], port => N,
-#       mix => { scenario => weight }, timeout => 10, in => '/in',
-#       out => '/out', prefix => 'call_...', max_time => 300, rate => N)
+#       ports => [N, ...], mix => { scenario => weight }, timeout => 10,
+#       in => '/in', out => '/out', prefix => 'call_...', max_time => 300,
+#       rate => N)
 # forks the senders and returns at once.  rate: first attempts per second
 # over all senders (default: as fast as answers come), so that a fault
-# injected mid-run meets fresh deliveries during and after it.
+# injected mid-run meets fresh deliveries during and after it.  ports:
+# every attempt (retries too) goes to one of them, picked at random.
 sub start {
     my (%o) = @_;
     $o{calls} //= 100;
@@ -313,6 +331,7 @@ sub start {
             # no END blocks nor destructors here: the inherited DBI handle
             # and test state belong to the parent
             $SIG{PIPE} = 'IGNORE';
+            srand($$ ^ int(Time::HiRes::time() * 1e6));  # each its own picks
             my $ok = eval {
                 sender(\%o, \@mine);
                 my $json = JSON::PP->new->canonical->encode(
@@ -328,6 +347,7 @@ sub start {
         }
         push @pids, $pid;
     }
+    $running{$_} = 1 for @pids;
     return bless { pids => \@pids, dir => $dir, deliveries => $deliveries,
                    started => $started, prefix => $o{prefix}, opt => \%o }, __PACKAGE__;
 }
@@ -354,6 +374,7 @@ sub wait {
     my @failed;
     for my $pid (@{ $h->{pids} }) {
         waitpid $pid, 0;
+        delete $running{$pid};
         push @failed, $pid if $? != 0;
     }
     my $finished = Time::HiRes::time();

@@ -40,9 +40,12 @@ sub now_ms { int(Time::HiRes::time() * 1000) }
 # does not warn at every start
 sub pg_http_config { return qq{retell_postgres "$PG";\nclient_body_buffer_size 30m;\n} }
 
-my $dbh;
+# one handle per connection string: "local $Retell::PG = ..." points
+# these helpers (and Load::check_db) at another database
+my %dbh;
 
 sub dbh {
+    my $dbh = $dbh{$PG};
     return $dbh if $dbh && $dbh->ping;
     require DBI;
     my %kv = map { split /=/, $_, 2 } split ' ', $PG;
@@ -52,7 +55,7 @@ sub dbh {
                         { RaiseError => 1, AutoCommit => 1, PrintError => 0,
                           pg_server_prepare => 0 });
     $dbh->do('SET client_min_messages = warning');
-    return $dbh;
+    return $dbh{$PG} = $dbh;
 }
 
 sub db_value { my ($sql, @bind) = @_; return (dbh()->selectrow_array($sql, undef, @bind))[0] }
@@ -341,7 +344,7 @@ sub post_finish {
 sub pg_stop {
     system("$REPO/tools/pg-cluster", 'stop', $ENV{TEST_NGINX_PG_DIR}) == 0
         or die "pg-cluster stop failed";
-    undef $dbh;
+    delete $dbh{$PG};
 }
 
 sub pg_start {
@@ -430,7 +433,15 @@ sub nginx_stop {
     my $pid = <$fh> // return;
     chomp $pid;
     nginx_signal($n, 'quit');
-    wait_for(sub { !kill 0, $pid }, 30);
+    wait_for(sub { !running($pid) }, 30);
+}
+
+# kill(0) succeeds on zombies, and a daemon's master becomes one here
+# (this container's init does not reap orphans): look at /proc
+sub running {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    return (<$fh> // '') !~ /^\d+ \(.*\) [ZX] /s;
 }
 
 1;

@@ -1,0 +1,187 @@
+# Batches (issue 10, ngx_http_retell_pg_batch.c): deliveries that wait for
+# a connection together are applied in one statement, one transaction and
+# one commit.  What must hold: each is answered its own outcome; a batch
+# whose statement fails costs no delivery (each is applied alone); members
+# that time out leave the batch, and its statement is drained; a retry
+# after a 503 is a duplicate, never a second application.  Each block makes
+# the queue form deterministically: the pool's one connection is held by a
+# delivery waiting for a row lock, the others queue behind it (the debug
+# log says when), then the lock is released.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+use Faults;
+use Time::HiRes qw(time);
+
+sub R { Retell::sample(@_) }
+sub B { Retell::event_body(@_) }
+sub C { Retell::with_call_id(@_) }
+
+master_on();
+workers(1);
+log_level('debug');         # "waiting for a connection" is a debug line
+
+proxy_start();
+
+my $preprocess = db_block_preprocessor(
+    each => sub { proxy_cmd('pass'); proxy_cmd('resume') },
+    config => sub {
+        webhook_locations(in => $_[0], out => $_[0])
+        . "location = /fast { return 200 \"fast\\n\"; }\n";
+    });
+add_block_preprocessor(sub { $preprocess->(@_) });
+
+add_response_body_check(\&db_check_hook);
+
+no_shuffle();
+run_tests();
+
+
+# the pool's one connection held: a delivery of call $id waits for a row
+# lock; returns the locking session and the waiting client
+sub hold_connection {
+    my ($id) = @_;
+    my ($s) = post('/in', C(R('inbound-call_started'), $id));
+    Test::More::is($s, 200, "$::name: $id started");
+    my $locker = lock_rows(qq{SELECT 1 FROM retell.calls WHERE call_id = '$id' FOR UPDATE});
+    my $sock = post_start('/in', C(R('inbound-call_ended'), $id));
+    Test::More::ok(wait_for(sub { db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) }, 5),
+                   "$::name: the connection is held");
+    return ($locker, $sock);
+}
+
+sub waiting { return scalar(() = block_log() =~ /retell postgres: waiting for a connection/g) }
+
+sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => Retell::now_ms()) }
+
+sub release { $_[0]->rollback; $_[0]->disconnect }
+
+__DATA__
+
+=== TEST 1: deliveries that waited together: one transaction, each answered its own ticket
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my @ids = map { "call_batch_$_" } 1 .. 5;
+my $w0 = waiting();
+my @socks = map { post_start('/in', started($_)) } @ids;
+ok(wait_for(sub { waiting() >= $w0 + 5 }, 5), "$name: five wait for the connection");
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 200 } @r), 5, "$name: each answered 200");
+for my $i (0 .. $#ids) {
+    my ($ticket) = $r[$i][1] =~ /"ticket_id":(\d+)/;
+    is(db_value(q{SELECT call_id FROM retell.tickets WHERE id = ?}, $ticket // 0), $ids[$i],
+       "$name: answer $i carries its own call's ticket");
+    like($r[$i][1], qr/"call_id":"$ids[$i]".*"duplicate":false/, "$name: answer $i is its own");
+}
+is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 1,
+   "$name: the five committed in one transaction");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 5, "$name: five events");
+is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 5, "$name: five tickets");
+like(block_log(), qr/retell postgres: batch of 5,/, "$name: one batch of five");
+
+
+
+=== TEST 2: a member stuck on another session's row lock: the batch fails fast, each is applied alone, the others are not held up
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s) = post('/in', C(R('inbound-call_started'), 'call_batch_locked'));
+is($s, 200, "$name: the locked call started");
+my ($holder, $first) = hold_connection('call_batch_hold');
+my $other = lock_rows(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_batch_locked' FOR UPDATE});
+my $w0 = waiting();
+my @socks = (post_start('/in', started('call_batch_1')),
+             post_start('/in', C(R('inbound-call_ended'), 'call_batch_locked')),
+             post_start('/in', started('call_batch_3')));
+ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+release($holder);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+ok(wait_for(sub { block_log() =~ /a batch of 3 deliveries failed, applying each alone: .*lock timeout/ }, 5),
+   "$name: the batch failed on the lock, at once");
+my $t0 = time;
+my ($s1, $b1) = post_finish($socks[0]);
+is($s1, 200, "$name: the first member applied alone while the lock is held");
+cmp_ok(time - $t0, '<', 2, "$name: without waiting for the lock");
+ok(!db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_locked' AND event = 'call_ended'}),
+   "$name: the locked member not applied yet");
+release($other);
+my @r = map { [ post_finish($_) ] } @socks[1, 2];
+is($r[0][0], 200, "$name: the locked member applied once its lock is gone");
+is($r[1][0], 200, "$name: the member behind it applied");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id IN ('call_batch_1', 'call_batch_3', 'call_batch_locked')}), 4,
+   "$name: every delivery stored once");
+is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id IN ('call_batch_1', 'call_batch_3') OR (call_id = 'call_batch_locked' AND event = 'call_ended')}), 3,
+   "$name: each in its own transaction");
+is(db_value(q{SELECT status FROM retell.tickets WHERE call_id = 'call_batch_locked'}), 'new', "$name: the locked call's ticket as the rules say");
+
+
+
+=== TEST 3: a batch whose statement never reaches the server: its members time out (503) and leave; the statement is drained; retries are duplicates
+--- http_config eval
+Faults::proxy_http_config() . "retell_postgres_pool 1;\nclient_body_buffer_size 30m;\n"
+--- extra_config
+retell_postgres_timeout 2s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my @ids = map { "call_batch_$_" } 1 .. 3;
+my @bodies = map { started($_) } @ids;
+my $w0 = waiting();
+my @socks = map { post_start('/in', $_) } @bodies;
+ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+# the held delivery's answer comes back; the batch after it stays in the proxy
+proxy_cmd('stall-up');
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 503 } @r), 3, "$name: the three answered 503 at their time");
+ok(!db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), "$name: nothing applied while stalled");
+proxy_cmd('resume');
+# the batch reaches the server late and commits: a 503 means "not confirmed"
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}) == 3 }, 5),
+   "$name: the drained batch committed once it arrived");
+my @again = map { [ post('/in', $_) ] } @bodies;
+is(scalar(grep { $_->[0] == 200 && $_->[1] =~ /"duplicate":true/ } @again), 3, "$name: the retries are duplicates, answered 200");
+my ($s) = post('/in', started('call_batch_next'));
+is($s, 200, "$name: the connection serves again");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch_%'}), 6, "$name: nothing applied twice");
+unlike(block_log(), qr/\[alert\]|cancelled command was/, "$name: the statement drained in time");
+
+
+
+=== TEST 4: retell_postgres_batch 1 turns batches off
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 1;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my @ids = map { "call_batch_$_" } 1 .. 3;
+my $w0 = waiting();
+my @socks = map { post_start('/in', started($_)) } @ids;
+ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+is(scalar(grep { (post_finish($_))[0] == 200 } @socks), 3, "$name: each answered 200");
+is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 3,
+   "$name: one transaction each");
+unlike(block_log(), qr/batch of/, "$name: no batch");
