@@ -290,7 +290,7 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_pool_cleanup_t  *cln;
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
-    ngx_conf_init_uint_value(rmcf->batch, 4);
+    ngx_conf_init_uint_value(rmcf->batch, 8);
 
     /* libpq's connect_timeout, when given, unless the directive says */
     ngx_conf_init_msec_value(rmcf->postgres_connect_timeout,

@@ -251,11 +251,19 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         return;
     }
 
-    /* one new connection for each op no connection in progress will take */
+    /*
+     * one new connection for each op no connection in progress will take;
+     * in a full pool, a connection draining a cancelled command gives way
+     */
 
-    while (pool->connecting < pool->nwaiting && pool->count < pool->max
-           && !pool->down)
-    {
+    while (pool->connecting < pool->nwaiting && !pool->down) {
+
+        if (pool->count >= pool->max
+            && ngx_http_retell_pg_conn_yield(pool) != NGX_OK)
+        {
+            break;
+        }
+
         if (ngx_http_retell_pg_conn_open(pool) != NGX_OK) {
             break;
         }

@@ -36,6 +36,7 @@ struct ngx_http_retell_pg_conn_s {
     ngx_http_retell_pg_state_e      state;
     ngx_uint_t                      requests;
     ngx_uint_t                      host;       /* index in pool->hosts */
+    ngx_msec_t                      detached;   /* when its op went away */
 
     /* connect, idle and drain: kept across libpq's socket changes */
     ngx_event_t                     timer;
@@ -106,6 +107,7 @@ ngx_http_retell_pg_conn_t *ngx_http_retell_pg_conn_take(
 void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_conn_yield(ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
 
 

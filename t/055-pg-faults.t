@@ -2,8 +2,9 @@
 # docs/RELIABILITY.md): idle connections reset, a blackholed host, a
 # backend stopped while a statement is being sent, a large answer that
 # arrives whole, PostgreSQL restarting, graceful exit with connections
-# in every state, worker_shutdown_timeout.  Each block failed against
-# the pool of 36d0be6.
+# in every state, worker_shutdown_timeout, a host that stops answering
+# under the pool's only connection.  Each block failed against the pool
+# of 36d0be6 (block 10: of 7458703).
 use lib 't/inc';
 use Test::Nginx::Socket 'no_plan';
 use Retell;
@@ -155,12 +156,18 @@ my $big = B('call_ended', 'big-send', inbound => 1, call_status => 'ended',
 my ($s, undef, $t) = post('/in', $big);
 is($s, 503, "$name: the big one times out while it is being sent");
 cmp_ok($t, '<', 2, "$name: at its timeout");
+my $q0 = db_value(q{SELECT query_start FROM pg_stat_activity WHERE pid = ?}, $backend);
 kill 'CONT', $backend;
 my $t0 = time;
+# the next delivery comes once the statement has ended: a connection still
+# draining when a delivery waits would be closed for it (TEST 10)
+ok(wait_for(sub { db_value(q{SELECT state = 'idle' AND query_start > ? FROM pg_stat_activity WHERE pid = ?}, $q0, $backend) }, 6),
+   "$name: the cancelled statement was sent whole and ended");
 my ($s2) = post('/in_patient', C(R('inbound-call_started'), 'after-big'));
 is($s2, 200, "$name: the next delivery is served once the backend resumes");
 cmp_ok(time - $t0, '<', 6, "$name: not after a 30 s drain timeout");
-unlike(block_log(), qr/cancelled command was not/, "$name: the connection was not given up");
+is_deeply([ pg_backend_pids() ], [ $backend ], "$name: by the same connection");
+unlike(block_log(), qr/cancelled command was not|still draining/, "$name: the connection was not given up");
 
 
 
@@ -321,3 +328,50 @@ my ($s, $b) = post_finish($sock);
 is($s, 503, "$name: 503");
 cmp_ok(time - $t0, '<', 2, "$name: within the budget");
 like(block_log(), qr/connection to "127\.0\.0\.1:$::hole" timed out after 500 ms/, "$name: connect timeouts logged");
+
+
+
+=== TEST 10: a pool of 1 whose one connection drains a statement that is never answered (its host stalled): the next delivery gets a new connection, to the other address, not 30 s later
+--- http_config eval
+my $pg = $Retell::PG;
+my ($proxy) = Faults::proxy_conninfo() =~ /port=(\d+)/;
+$pg =~ s/host=127\.0\.0\.1/host=127.0.0.1,127.0.0.1/;
+$pg =~ s/port=(\d+)/port=$proxy,$1/;
+qq{retell_postgres "$pg";\nretell_postgres_pool 1;\nretell_postgres_connect_timeout 1s;\n}
+--- extra_config
+retell_postgres_timeout 3s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($proxy) = Faults::proxy_conninfo() =~ /port=(\d+)/;
+my ($s) = post('/in', C(R('inbound-call_started'), 'drain-a'));
+is($s, 200, "$name: the pool's one connection, through the proxy");
+is(proxy_cmd('count'), 1, "$name: it goes through the proxy");
+# the host vanishes without closing anything: no answer will ever come
+proxy_cmd('stall');
+my $stuck = C(R('inbound-call_ended'), 'drain-a');
+my ($s1, undef, $t1) = post('/in', $stuck);
+is($s1, 503, "$name: the stalled delivery is answered 503");
+cmp_ok($t1, '<', 4, "$name: at its timeout");
+# its statement is still on the connection; the next delivery needs the slot
+my ($s2, $b2, $t2) = post('/in', C(R('inbound-call_started'), 'drain-b'));
+diag(sprintf "%s: the next delivery answered %d after %.3f s", $name, $s2, $t2);
+is($s2, 200, "$name: the next delivery is applied, through the other address");
+like($b2, qr/"duplicate":false/, "$name: once");
+cmp_ok($t2, '>=', 0.9, "$name: after the stalled address's connect timeout");
+cmp_ok($t2, '<', 2.9, "$name: well within its budget, not after a 30 s drain");
+my ($s3, undef, $t3) = post('/in', C(R('inbound-call_started'), 'drain-c'));
+is($s3, 200, "$name: the one after it too");
+cmp_ok($t3, '<', 1, "$name: at once, on the new connection");
+my @closed = block_log() =~ /\[warn\] .*closing a connection to "127\.0\.0\.1:$proxy" still draining a cancelled command after \d+ ms, for a waiting delivery/g;
+is(scalar(@closed), 1, "$name: the draining connection given up once, logged");
+like(block_log(), qr/connection to "127\.0\.0\.1:$proxy" timed out after 1000 ms/, "$name: the stalled address tried first");
+# the stalled statement may still arrive: its retry is then a duplicate
+proxy_cmd('resume');
+my ($s4, $b4) = post('/in', $stuck);
+is($s4, 200, "$name: the retry of the 503 is answered");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'drain-a' AND event = 'call_ended'}), 1,
+   "$name: applied once");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'drain-_'}), 4, "$name: nothing applied twice");
+unlike(block_log(), qr/\[alert\]|\[crit\]|cancelled command was/, "$name: no alert, no drain timeout");

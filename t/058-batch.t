@@ -58,9 +58,9 @@ sub release { $_[0]->rollback; $_[0]->disconnect }
 
 __DATA__
 
-=== TEST 1: deliveries that waited together: one transaction per retell_postgres_batch (4 by default), each answered its own ticket
+=== TEST 1: deliveries that waited together: one transaction per retell_postgres_batch of them, each answered its own ticket
 --- http_config eval
-Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+Retell::pg_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 4;\n"
 --- extra_config
 retell_postgres_timeout 10s;
 --- request
