@@ -295,7 +295,10 @@ ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
 }
 
 
-/* a connection broke under an op that is safe to send again */
+/*
+ * back at the head of the queue: an op that is safe to send again whose
+ * connection broke, or a member of a batch that failed
+ */
 
 void
 ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
@@ -305,7 +308,6 @@ ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
     pool = op->pool;
 
     op->conn = NULL;
-    op->retried = 1;
 
     ngx_queue_insert_head(&pool->waiting, &op->queue);
     op->waiting = 1;

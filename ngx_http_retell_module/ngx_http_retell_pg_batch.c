@@ -44,6 +44,8 @@ static void ngx_http_retell_pg_batch_done(ngx_http_retell_pg_op_t *op,
 static PGresult *ngx_http_retell_pg_batch_row(PGresult *res, int row,
     int nfields);
 static void ngx_http_retell_pg_batch_free(ngx_http_retell_pg_batch_t *b);
+static ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch_next(
+    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op);
 
 
 #define NGX_HTTP_RETELL_PG_BATCH_FIELDS  32
@@ -57,20 +59,10 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
 {
     ngx_uint_t                   k;
     ngx_msec_t                   left, timeout;
-    ngx_queue_t                 *q;
     ngx_http_retell_pg_op_t     *next;
     ngx_http_retell_pg_batch_t  *b;
 
-    if (ngx_queue_empty(&pool->waiting)) {
-        return op;
-    }
-
-    q = ngx_queue_head(&pool->waiting);
-    next = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
-
-    if (!next->batchable || next->alone || next->command != op->command
-        || next->nparams != op->nparams)
-    {
+    if (ngx_http_retell_pg_batch_next(pool, op) == NULL) {
         return op;
     }
 
@@ -83,17 +75,13 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     b->n = 1;
     timeout = ngx_http_retell_pg_time_left(op);
 
-    while (b->n < pool->batch_max && !ngx_queue_empty(&pool->waiting)) {
-        q = ngx_queue_head(&pool->waiting);
-        next = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
-
-        if (!next->batchable || next->alone || next->command != op->command
-            || next->nparams != op->nparams)
-        {
+    while (b->n < pool->batch_max) {
+        next = ngx_http_retell_pg_batch_next(pool, op);
+        if (next == NULL) {
             break;
         }
 
-        ngx_queue_remove(q);
+        ngx_queue_remove(&next->queue);
         next->waiting = 0;
         pool->nwaiting--;
 
@@ -131,6 +119,31 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
                    b->n, b->op.timeout);
 
     return &b->op;
+}
+
+
+/* the op at the head of the queue, if it may join op's batch */
+
+static ngx_http_retell_pg_op_t *
+ngx_http_retell_pg_batch_next(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op)
+{
+    ngx_http_retell_pg_op_t  *next;
+
+    if (ngx_queue_empty(&pool->waiting)) {
+        return NULL;
+    }
+
+    next = ngx_queue_data(ngx_queue_head(&pool->waiting),
+                          ngx_http_retell_pg_op_t, queue);
+
+    if (!next->batchable || next->alone || next->command != op->command
+        || next->nparams != op->nparams)
+    {
+        return NULL;
+    }
+
+    return next;
 }
 
 
@@ -357,9 +370,7 @@ ngx_http_retell_pg_batch_done(ngx_http_retell_pg_op_t *op, PGresult *res,
             m->batch = NULL;
             m->alone = 1;
 
-            ngx_queue_insert_head(&pool->waiting, &m->queue);
-            m->waiting = 1;
-            pool->nwaiting++;
+            ngx_http_retell_pg_requeue(m);
         }
 
         ngx_http_retell_pg_batch_free(b);

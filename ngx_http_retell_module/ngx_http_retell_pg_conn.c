@@ -809,6 +809,7 @@ ngx_http_retell_pg_broken(ngx_http_retell_pg_conn_t *conn)
          */
 
         if (op->idempotent && (requests || !op->retried)) {
+            op->retried = 1;
             ngx_http_retell_pg_requeue(op);
 
         } else {

@@ -26,7 +26,7 @@ our $hole = blackhole_start();
 our ($pg_port) = $Retell::PG =~ /port=(\d+)/;
 
 my $preprocess = db_block_preprocessor(
-    each => sub { proxy_cmd('pass') },
+    each => sub { proxy_cmd('pass'); proxy_cmd('resume') },
     config => sub {
         webhook_locations(in => $_[0], out => $_[0])
         . "location = /fast { return 200 \"fast\\n\"; }\n";

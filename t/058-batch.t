@@ -52,6 +52,18 @@ sub hold_connection {
 
 sub waiting { return scalar(() = block_log() =~ /retell postgres: waiting for a connection/g) }
 
+# the connection held, then these bodies posted to /in, waiting behind it;
+# returns the locking session, the held client and the waiting ones
+sub queue_behind_held {
+    my (@bodies) = @_;
+    my ($locker, $first) = hold_connection('call_batch_hold');
+    my $w0 = waiting();
+    my @socks = map { post_start('/in', $_) } @bodies;
+    Test::More::ok(wait_for(sub { waiting() >= $w0 + @bodies }, 5),
+                   "$::name: " . @bodies . " wait for the connection");
+    return ($locker, $first, @socks);
+}
+
 sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => Retell::now_ms()) }
 
 sub release { $_[0]->rollback; $_[0]->disconnect }
@@ -67,11 +79,8 @@ retell_postgres_timeout 10s;
 GET /fast
 --- error_code: 200
 --- db_check
-my ($locker, $first) = hold_connection('call_batch_hold');
 my @ids = map { "call_batch_$_" } 1 .. 5;
-my $w0 = waiting();
-my @socks = map { post_start('/in', started($_)) } @ids;
-ok(wait_for(sub { waiting() >= $w0 + 5 }, 5), "$name: five wait for the connection");
+my ($locker, $first, @socks) = queue_behind_held(map { started($_) } @ids);
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
 my @r = map { [ post_finish($_) ] } @socks;
@@ -103,13 +112,10 @@ GET /fast
 --- db_check
 my ($s) = post('/in', C(R('inbound-call_started'), 'call_batch_locked'));
 is($s, 200, "$name: the locked call started");
-my ($holder, $first) = hold_connection('call_batch_hold');
 my $other = lock_rows(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_batch_locked' FOR UPDATE});
-my $w0 = waiting();
-my @socks = (post_start('/in', started('call_batch_1')),
-             post_start('/in', C(R('inbound-call_ended'), 'call_batch_locked')),
-             post_start('/in', started('call_batch_3')));
-ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+my ($holder, $first, @socks) = queue_behind_held(started('call_batch_1'),
+                                                 C(R('inbound-call_ended'), 'call_batch_locked'),
+                                                 started('call_batch_3'));
 release($holder);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
 ok(wait_for(sub { block_log() =~ /a batch of 3 deliveries failed, applying each alone: .*lock timeout/ }, 5),
@@ -141,12 +147,8 @@ retell_postgres_timeout 2s;
 GET /fast
 --- error_code: 200
 --- db_check
-my ($locker, $first) = hold_connection('call_batch_hold');
-my @ids = map { "call_batch_$_" } 1 .. 3;
-my @bodies = map { started($_) } @ids;
-my $w0 = waiting();
-my @socks = map { post_start('/in', $_) } @bodies;
-ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+my @bodies = map { started("call_batch_$_") } 1 .. 3;
+my ($locker, $first, @socks) = queue_behind_held(@bodies);
 # the held delivery's answer comes back; the batch after it stays in the proxy
 proxy_cmd('stall-up');
 release($locker);
@@ -176,11 +178,7 @@ retell_postgres_timeout 10s;
 GET /fast
 --- error_code: 200
 --- db_check
-my ($locker, $first) = hold_connection('call_batch_hold');
-my @ids = map { "call_batch_$_" } 1 .. 3;
-my $w0 = waiting();
-my @socks = map { post_start('/in', started($_)) } @ids;
-ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait for the connection");
+my ($locker, $first, @socks) = queue_behind_held(map { started("call_batch_$_") } 1 .. 3);
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
 is(scalar(grep { (post_finish($_))[0] == 200 } @socks), 3, "$name: each answered 200");

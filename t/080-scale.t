@@ -346,29 +346,7 @@ add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);
 
-sub no_problems {
-    my ($what, @p) = @_;
-    Test::More::ok(!@p, "$what (" . scalar(@p) . " problems)")
-        or Test::More::diag(join "\n", @p[0 .. ($#p < 24 ? $#p : 24)],
-                            @p > 25 ? ('... ' . (@p - 25) . ' more') : ());
-}
-
-sub not_final_200 { return grep { ($_->{final} // 0) != 200 } @{ $_[0]{deliveries} } }
-
 sub attempts { return map { @{ $_->{attempts} } } @{ $_[0]{deliveries} } }
-
-# the refused attempts, grouped by answer
-sub show_refused {
-    my (@late) = @_;
-    my %by;
-    push @{ $by{"$_->{status} $_->{body}" =~ s/\s+$//r} }, $_->{answered} - $_->{sent} for @late;
-    Test::More::diag(join "\n", map {
-        my @t = sort { $a <=> $b } @{ $by{$_} };
-        sprintf '  %d x %s (answered in %.2f to %.2f s)', scalar @t, $_, $t[0], $t[-1]
-    } sort keys %by) if @late;
-}
-
-sub stored { return db_value(q{SELECT count(*) FROM retell.webhook_events}) }
 
 no_shuffle();
 run_tests();

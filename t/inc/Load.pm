@@ -30,6 +30,10 @@ use JSON::PP ();
 use Digest::SHA ();
 use File::Temp ();
 use Retell ();
+use Exporter 'import';
+
+# for the test files' db_check code (package main)
+our @EXPORT = qw(no_problems not_final_200 show_refused stored);
 
 my $T = JSON::PP::true();
 my $F = JSON::PP::false();
@@ -396,6 +400,30 @@ sub wait {
 }
 
 # -- checking
+
+# one test: no problems, else the first 25 of them
+sub no_problems {
+    my ($what, @p) = @_;
+    Test::More::ok(!@p, "$what (" . scalar(@p) . " problems)")
+        or Test::More::diag(join "\n", @p[0 .. ($#p < 24 ? $#p : 24)],
+                            @p > 25 ? ('... ' . (@p - 25) . ' more') : ());
+}
+
+sub not_final_200 { return grep { ($_->{final} // 0) != 200 } @{ $_[0]{deliveries} } }
+
+# the refused attempts, grouped by answer, with how long each took
+sub show_refused {
+    my (@late) = @_;
+    my %by;
+    push @{ $by{"$_->{status} $_->{body}" =~ s/\s+$//r} }, $_->{answered} - $_->{sent} for @late;
+    Test::More::diag(join "\n", map {
+        my @t = sort { $a <=> $b } @{ $by{$_} };
+        sprintf '  %d x %s (answered in %.2f to %.2f s)', scalar @t, $_, $t[0], $t[-1]
+    } sort keys %by) if @late;
+}
+
+# how many deliveries reached the database; polled to inject a fault mid-run
+sub stored { return Retell::db_value(q{SELECT count(*) FROM retell.webhook_events}) }
 
 sub is_2xx { my $s = shift; return defined $s && $s >= 200 && $s < 300 }
 
