@@ -27,7 +27,7 @@
 #define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
 #define NGX_HTTP_RETELL_PG_RETRY_MAX      1000   /* deliveries waiting */
-#define NGX_HTTP_RETELL_PG_WAITING        16     /* per connection */
+#define NGX_HTTP_RETELL_PG_WAITING        16     /* statements per connection */
 
 
 static void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);
@@ -39,7 +39,8 @@ static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
 
 ngx_http_retell_pg_pool_t *
 ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
-    ngx_uint_t size, ngx_uint_t batch, ngx_msec_t connect_timeout)
+    ngx_uint_t size, ngx_uint_t batch, ngx_flag_t prepare,
+    ngx_msec_t connect_timeout)
 {
     ngx_http_retell_pg_pool_t  *pool;
 
@@ -60,8 +61,16 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     pool->hosts = hosts->elts;
     pool->nhosts = hosts->nelts;
     pool->max = size;
-    pool->max_waiting = size * NGX_HTTP_RETELL_PG_WAITING;
     pool->batch_max = ngx_min(batch, NGX_HTTP_RETELL_PG_BATCH_MAX);
+
+    /*
+     * a delivery is refused at once only when the queue ahead of it is
+     * more than 16 statements deep on every connection; a statement
+     * carries up to batch_max deliveries
+     */
+
+    pool->max_waiting = size * pool->batch_max * NGX_HTTP_RETELL_PG_WAITING;
+    pool->prepare = prepare ? 1 : 0;
     pool->connect_timeout = connect_timeout;
     pool->log = cycle->log;
     pool->mem = cycle->pool;

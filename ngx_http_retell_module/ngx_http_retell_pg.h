@@ -71,11 +71,14 @@ struct ngx_http_retell_pg_op_s {
      */
     unsigned                        batchable:1;
     unsigned                        alone:1;    /* a batch with it failed */
+
+    /* its command lives as long as the pool: it may be prepared */
+    unsigned                        named:1;
 };
 
 
 ngx_http_retell_pg_pool_t *ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_array_t *hosts, ngx_uint_t size, ngx_uint_t batch,
+    ngx_array_t *hosts, ngx_uint_t size, ngx_uint_t batch, ngx_flag_t prepare,
     ngx_msec_t connect_timeout);
 void ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool);
 

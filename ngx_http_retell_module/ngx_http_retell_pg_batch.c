@@ -107,6 +107,7 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     b->op.idempotent = 1;       /* each member is */
     b->op.batchable = 0;
     b->op.alone = 0;
+    b->op.named = 1;            /* pool->batch_sql lives as the pool */
 
     ngx_http_retell_pg_arm(&b->op);
 

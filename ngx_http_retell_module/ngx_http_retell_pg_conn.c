@@ -3,8 +3,8 @@
  * Non-blocking PostgreSQL connections on nginx events.
  *
  * Connections are opened with PQconnectStart/PQconnectPoll under the
- * pool's connect timeout, commands sent with PQsendQueryParams and
- * PQflush, results read with PQconsumeInput, PQisBusy and PQgetResult,
+ * pool's connect timeout, commands sent with PQsendQueryParams (or
+ * prepared, ngx_http_retell_pg_prepared.c) and PQflush, results read with PQconsumeInput, PQisBusy and PQgetResult,
  * all on read and write events of libpq's socket.  Nothing here ever
  * waits on the network.
  *
@@ -163,13 +163,7 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     conn->op = op;
     op->conn = conn;
 
-    if (op->prepare) {
-        op->prepare(op);
-    }
-
-    if (!PQsendQueryParams(conn->pg, op->command, op->nparams, NULL,
-                           op->values, NULL, NULL, 0))
-    {
+    if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
         ngx_http_retell_pg_broken(conn);
         return;
     }
@@ -201,7 +195,9 @@ ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
     conn->op = NULL;
     op->conn = NULL;
 
-    if (conn->result) {
+    /* PREPARE's answer is kept: it says whether the server has the name */
+
+    if (conn->result && !conn->preparing) {
         PQclear(conn->result);
         conn->result = NULL;
     }
@@ -648,7 +644,7 @@ ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn)
 
             /* one statement, one result: keep the first, free any other */
 
-            if (conn->result == NULL && conn->op) {
+            if (conn->result == NULL && (conn->op || conn->preparing)) {
                 conn->result = res;
 
             } else {
@@ -737,9 +733,26 @@ ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn)
 static void
 ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 {
+    ngx_int_t                   rc, stale;
     PGresult                   *res;
     ngx_http_retell_pg_op_t    *op;
     ngx_http_retell_pg_pool_t  *pool;
+
+    if (conn->preparing) {
+        rc = ngx_http_retell_pg_conn_prepared(conn);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_retell_pg_broken(conn);
+            return;
+        }
+
+        if (rc == NGX_AGAIN) {
+            /* prepared: now the command itself */
+            conn->state = NGX_HTTP_RETELL_PG_SENDING;
+            ngx_http_retell_pg_flush(conn);
+            return;
+        }
+    }
 
     pool = conn->pool;
     op = conn->op;
@@ -747,6 +760,8 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 
     conn->op = NULL;
     conn->result = NULL;
+
+    stale = res ? ngx_http_retell_pg_conn_stale(conn, res) : 0;
 
     if (op) {
         conn->requests++;
@@ -759,6 +774,7 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
     /* an exiting worker keeps connections only for what still waits */
 
     if (PQstatus(conn->pg) == CONNECTION_OK
+        && !stale
         && PQtransactionStatus(conn->pg) == PQTRANS_IDLE
         && conn->requests < NGX_HTTP_RETELL_PG_MAX_REQUESTS
         && !pool->closed

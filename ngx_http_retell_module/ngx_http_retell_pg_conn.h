@@ -15,6 +15,11 @@
 #include <sys/stat.h>
 
 
+/* the delivery's statement, and the batches' for 1 to 32 members */
+#define NGX_HTTP_RETELL_PG_STATEMENTS  (NGX_HTTP_RETELL_PG_BATCH_MAX + 1)
+#define NGX_HTTP_RETELL_PG_NAME_LEN    (sizeof("retell_") + NGX_INT_T_LEN)
+
+
 typedef enum {
     NGX_HTTP_RETELL_PG_CONNECTING = 0,
     NGX_HTTP_RETELL_PG_IDLE,
@@ -37,6 +42,9 @@ struct ngx_http_retell_pg_conn_s {
     ngx_uint_t                      requests;
     ngx_uint_t                      host;       /* index in pool->hosts */
     ngx_msec_t                      detached;   /* when its op went away */
+
+    uint64_t                        prepared;   /* a bit per statement */
+    ngx_uint_t                      preparing;  /* 1 + the statement */
 
     /* connect, idle and drain: kept across libpq's socket changes */
     ngx_event_t                     timer;
@@ -77,10 +85,15 @@ struct ngx_http_retell_pg_pool_s {
     char                          **batch_sql;
     ngx_queue_t                     batches;    /* free ones */
 
+    /* prepared statements: the commands that have a name, in order */
+    const char                     *statements[NGX_HTTP_RETELL_PG_STATEMENTS];
+    ngx_uint_t                      nstatements;
+
     ngx_log_t                      *log;
     ngx_pool_t                     *mem;
     unsigned                        down:1;
     unsigned                        closed:1;
+    unsigned                        prepare:1;
 };
 
 
@@ -109,6 +122,12 @@ void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
 void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
 ngx_int_t ngx_http_retell_pg_conn_yield(ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
+
+/* ngx_http_retell_pg_prepared.c, for the connections */
+ngx_int_t ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn,
+    PGresult *res);
 
 
 #endif /* _NGX_HTTP_RETELL_PG_CONN_H_INCLUDED_ */

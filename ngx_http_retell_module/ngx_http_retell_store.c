@@ -174,6 +174,7 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->log = r->connection->log;
     op->idempotent = 1;         /* deduplicated by the delivery's digest */
     op->batchable = 1;
+    op->named = 1;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {

@@ -89,15 +89,17 @@ like($b3, qr/"duplicate":false/, "$name: the retry is applied, not a duplicate")
 retell_postgres_timeout 2s;
 --- extra_http_config
 retell_postgres_pool 1;
+retell_postgres_batch 2;
 --- deliveries eval
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
 my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
-# one statement holds the only connection, 16 wait (16 per connection)
+# one statement holds the only connection, 32 wait (16 statements of 2
+# deliveries per connection)
 my @socks = (post_start('/in', ::R('inbound-call_ended')));
 sleep 0.2;
-push @socks, post_start('/in', ::C(::R('inbound-call_started'), "wait$_")) for 1 .. 16;
+push @socks, post_start('/in', ::C(::R('inbound-call_started'), "wait$_")) for 1 .. 32;
 sleep 0.2;
 my ($s, $b, $t) = post('/in', ::C(::R('inbound-call_started'), 'one-too-many'));
 is($s, 503, "$name: over the bound");
@@ -106,7 +108,8 @@ cmp_ok($t, '<', 0.5, "$name: at once");
 $locker->rollback;
 $locker->disconnect;
 my @res = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 200 || $_->[0] == 503 } @res), 17, "$name: every waiting delivery is answered");
+is(scalar(grep { $_->[0] == 200 || $_->[0] == 503 } @res), 33, "$name: every waiting delivery is answered");
+is(scalar(grep { $_->[0] == 200 } @res[1 .. 32]), 32, "$name: the 32 within the bound are applied");
 like(block_log(), qr/too many deliveries waiting for a database connection/, "$name: logged");
 
 

@@ -24,7 +24,7 @@ log_level('debug');         # "waiting for a connection" is a debug line
 proxy_start();
 
 my $preprocess = db_block_preprocessor(
-    each => sub { proxy_cmd('pass'); proxy_cmd('resume') },
+    each => sub { proxy_cmd('pass'); proxy_cmd('resume'); pg_log_mark() },
     config => sub {
         webhook_locations(in => $_[0], out => $_[0])
         . "location = /fast { return 200 \"fast\\n\"; }\n";
@@ -71,7 +71,10 @@ sub release { $_[0]->rollback; $_[0]->disconnect }
 __DATA__
 
 === TEST 1: deliveries that waited together: one transaction per retell_postgres_batch of them, each answered its own ticket
+The module's connection logs its statements (t/059-prepared.t): the batch
+is a prepared statement too.
 --- http_config eval
+local $Retell::PG = "$Retell::PG options='-c log_min_duration_statement=0'";
 Retell::pg_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 4;\n"
 --- extra_config
 retell_postgres_timeout 10s;
@@ -98,6 +101,9 @@ is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'cal
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 5, "$name: five events");
 is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 5, "$name: five tickets");
 like(block_log(), qr/retell postgres: batch of 4,/, "$name: a batch of four");
+is(pg_logged(qr/execute retell_\d+: SELECT s\.\*, 0 FROM .* UNION ALL SELECT s\.\*, 3 FROM/), 1,
+   "$name: the batch executed as a prepared statement");
+is(pg_logged(qr/parse retell_\d+: SELECT s\.\*, 0 FROM/), 1, "$name: prepared once");
 
 
 
@@ -139,8 +145,10 @@ is(db_value(q{SELECT status FROM retell.tickets WHERE call_id = 'call_batch_lock
 
 
 === TEST 3: a batch whose statement never reaches the server: its members time out (503) and leave; the statement is drained; retries are duplicates
+Sent unnamed (retell_postgres_prepare off): the statement itself is what
+the proxy holds. Prepared, TEST 4.
 --- http_config eval
-Faults::proxy_http_config() . "retell_postgres_pool 1;\nclient_body_buffer_size 30m;\n"
+Faults::proxy_http_config() . "retell_postgres_pool 1;\nretell_postgres_prepare off;\nclient_body_buffer_size 30m;\n"
 --- extra_config
 retell_postgres_timeout 2s;
 --- request
@@ -169,7 +177,34 @@ unlike(block_log(), qr/\[alert\]|cancelled command was/, "$name: the statement d
 
 
 
-=== TEST 4: retell_postgres_batch 1 turns batches off
+=== TEST 4: a batch whose PREPARE never reaches the server: its members time out (503) and leave; the statement is never executed; retries are applied, once
+Prepared statements: the batch's first run on the connection sends
+PREPARE first, and the command only once PREPARE is answered. The members
+are gone by then, so nothing answered 503 is committed behind them.
+--- http_config eval
+Faults::proxy_http_config() . "retell_postgres_pool 1;\nclient_body_buffer_size 30m;\n"
+--- extra_config
+retell_postgres_timeout 2s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my @bodies = map { started("call_batch_$_") } 1 .. 3;
+my ($locker, $first, @socks) = queue_behind_held(@bodies);
+proxy_cmd('stall-up');
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 503 } @r), 3, "$name: the three answered 503 at their time");
+proxy_cmd('resume');
+my @again = map { [ post('/in', $_) ] } @bodies;
+is(scalar(grep { $_->[0] == 200 && $_->[1] =~ /"duplicate":false/ } @again), 3, "$name: the retries are applied, answered 200");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 3, "$name: each applied once");
+unlike(block_log(), qr/\[alert\]|cancelled command was/, "$name: PREPARE drained in time");
+
+
+
+=== TEST 5: retell_postgres_batch 1 turns batches off
 --- http_config eval
 Retell::pg_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 1;\n"
 --- extra_config

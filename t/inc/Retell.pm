@@ -19,7 +19,7 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  deliveries_to_requests mark_log block_log
                  smtp_start smtp_stop smtp_messages parse_mail wait_for
                  $SMTP_PORT smtp_http_config webhook_locations
-                 db_block_preprocessor lock_rows);
+                 db_block_preprocessor lock_rows pg_log_mark pg_log pg_logged);
 
 # also, called with their package: queue_rows nginx_start nginx_signal
 # nginx_stop
@@ -139,6 +139,25 @@ sub block_log {
     open my $fh, '<', error_log_path() or return '';
     return join '', grep { substr($_, 0, 19) ge $log_mark } <$fh>;
 }
+
+# PostgreSQL's own log (tools/pg-cluster), from the last pg_log_mark();
+# a conninfo with options='-c log_min_duration_statement=0' makes a
+# connection log each parse and execute, with the statement's name
+my $pg_log_from = 0;
+
+sub pg_log_path { return "$ENV{TEST_NGINX_PG_DIR}/server.log" }
+
+sub pg_log_mark { $pg_log_from = -s pg_log_path() // 0 }
+
+sub pg_log {
+    open my $fh, '<', pg_log_path() or return '';
+    seek $fh, $pg_log_from, 0;
+    local $/;
+    return <$fh> // '';
+}
+
+# how many times the log says this since the mark
+sub pg_logged { my ($re) = @_; return scalar(() = pg_log() =~ /$re/g) }
 
 # polls a condition, never a fixed sleep: returns its last value
 sub wait_for {
