@@ -45,6 +45,7 @@ struct ngx_http_retell_pg_conn_s {
 
     uint64_t                        prepared;   /* a bit per statement */
     ngx_uint_t                      preparing;  /* 1 + the statement */
+    unsigned                        named:1;    /* the command in flight */
 
     /* connect, idle and drain: kept across libpq's socket changes */
     ngx_event_t                     timer;

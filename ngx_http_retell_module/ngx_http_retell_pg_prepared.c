@@ -8,8 +8,8 @@
  *
  * What a connection has prepared is a bit each in conn->prepared.  A
  * connection that loses its statements (a transaction pooler handing it
- * another server connection, DISCARD ALL) or finds one it did not make is
- * closed after that command: a new connection starts with none.
+ * another server connection) or finds one it did not make is closed after
+ * that command, and the worker stops naming statements.
  */
 
 
@@ -44,6 +44,8 @@ ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn)
     }
 
     k = ngx_http_retell_pg_statement(conn->pool, op);
+
+    conn->named = (k != NGX_DECLINED);
 
     if (k == NGX_DECLINED) {
         return PQsendQueryParams(conn->pg, op->command, op->nparams, NULL,
@@ -107,36 +109,59 @@ ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
 
 
 /*
- * The server does not have the statement (26000), has another of that
- * name (42P05), or cannot run it as planned after its result type changed
- * (0A000): this connection's names cannot be trusted any more
+ * A named command failed because of its name: the connection is closed
+ * once answered (a new one starts with no names).  The server cannot run
+ * the statement as planned after its result type changed (0A000, an
+ * incompatible migration): a new connection prepares it afresh.  The
+ * server does not have it (26000), or has another of that name (42P05):
+ * something between hands this connection's commands to other sessions,
+ * a pooler in transaction mode, so the worker sends its statements
+ * unnamed from then on.
  */
 
 ngx_int_t
 ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
 {
-    const char  *state;
+    ngx_uint_t                  level;
+    const char                 *state;
+    ngx_http_retell_pg_pool_t  *pool;
 
-    if (conn->prepared == 0 && conn->preparing == 0) {
+    if (!conn->named) {
         return 0;
     }
 
+    pool = conn->pool;
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-    if (state == NULL
-        || (ngx_strcmp(state, "26000") != 0
-            && ngx_strcmp(state, "42P05") != 0
-            && ngx_strcmp(state, "0A000") != 0))
-    {
+    if (state == NULL) {
         return 0;
     }
 
-    ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+    if (ngx_strcmp(state, "0A000") == 0) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "retell postgres: a prepared statement on a "
+                      "connection to \"%s:%s\" no longer matches its "
+                      "function (SQLSTATE %s), closing the connection",
+                      PQhost(conn->pg), PQport(conn->pg), state);
+        return 1;
+    }
+
+    if (ngx_strcmp(state, "26000") != 0 && ngx_strcmp(state, "42P05") != 0) {
+        return 0;
+    }
+
+    /* once per worker: the others were in flight already */
+    level = pool->prepare ? NGX_LOG_ERR : NGX_LOG_INFO;
+
+    ngx_log_error(level, pool->log, 0,
                   "retell postgres: prepared statements lost on a "
-                  "connection to \"%s:%s\" (SQLSTATE %s), closing it; "
-                  "behind a pooler in transaction mode set "
+                  "connection to \"%s:%s\" (SQLSTATE %s): this worker "
+                  "sends its statements unnamed from now on; behind a "
+                  "pooler in transaction mode set "
                   "\"retell_postgres_prepare off\"",
                   PQhost(conn->pg), PQport(conn->pg), state);
+
+    pool->prepare = 0;
 
     return 1;
 }
