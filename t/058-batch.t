@@ -68,6 +68,20 @@ sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => R
 
 sub release { $_[0]->rollback; $_[0]->disconnect }
 
+# three deliveries queued behind the held one; once it is answered the
+# path toward the server stalls, so their batch never arrives while they
+# wait: each is answered 503 at its budget; returns their bodies
+sub stall_batch {
+    my @bodies = map { started("call_batch_$_") } 1 .. 3;
+    my ($locker, $first, @socks) = queue_behind_held(@bodies);
+    proxy_cmd('stall-up');
+    release($locker);
+    Test::More::is((post_finish($first))[0], 200, "$::name: the held delivery applied");
+    my @r = map { [ post_finish($_) ] } @socks;
+    Test::More::is(scalar(grep { $_->[0] == 503 } @r), 3, "$::name: the three answered 503 at their time");
+    return @bodies;
+}
+
 __DATA__
 
 === TEST 1: deliveries that waited together: one transaction per retell_postgres_batch of them, each answered its own ticket
@@ -155,14 +169,7 @@ retell_postgres_timeout 2s;
 GET /fast
 --- error_code: 200
 --- db_check
-my @bodies = map { started("call_batch_$_") } 1 .. 3;
-my ($locker, $first, @socks) = queue_behind_held(@bodies);
-# the held delivery's answer comes back; the batch after it stays in the proxy
-proxy_cmd('stall-up');
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
-my @r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 503 } @r), 3, "$name: the three answered 503 at their time");
+my @bodies = stall_batch();
 ok(!db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), "$name: nothing applied while stalled");
 proxy_cmd('resume');
 # the batch reaches the server late and commits: a 503 means "not confirmed"
@@ -189,13 +196,7 @@ retell_postgres_timeout 2s;
 GET /fast
 --- error_code: 200
 --- db_check
-my @bodies = map { started("call_batch_$_") } 1 .. 3;
-my ($locker, $first, @socks) = queue_behind_held(@bodies);
-proxy_cmd('stall-up');
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
-my @r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 503 } @r), 3, "$name: the three answered 503 at their time");
+my @bodies = stall_batch();
 proxy_cmd('resume');
 my @again = map { [ post('/in', $_) ] } @bodies;
 is(scalar(grep { $_->[0] == 200 && $_->[1] =~ /"duplicate":false/ } @again), 3, "$name: the retries are applied, answered 200");
