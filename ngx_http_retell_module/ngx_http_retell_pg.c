@@ -27,7 +27,7 @@
 #define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
 #define NGX_HTTP_RETELL_PG_RETRY_MAX      1000   /* deliveries waiting */
-#define NGX_HTTP_RETELL_PG_WAITING        16     /* statements per connection */
+#define NGX_HTTP_RETELL_PG_WAITING        16     /* statements a connection */
 
 
 static void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);

@@ -4,8 +4,9 @@
  *
  * Connections are opened with PQconnectStart/PQconnectPoll under the
  * pool's connect timeout, commands sent with PQsendQueryParams (or
- * prepared, ngx_http_retell_pg_prepared.c) and PQflush, results read with PQconsumeInput, PQisBusy and PQgetResult,
- * all on read and write events of libpq's socket.  Nothing here ever
+ * prepared: ngx_http_retell_pg_prepared.c) and PQflush, results read
+ * with PQconsumeInput, PQisBusy and PQgetResult, all on read and write
+ * events of libpq's socket.  Nothing here ever
  * waits on the network.
  *
  * The socket is registered edge-triggered: an event comes once per
@@ -763,7 +764,13 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 
     stale = res ? ngx_http_retell_pg_conn_stale(conn, res) : 0;
 
-    if (op) {
+    if (op && stale && op->idempotent && !op->retried) {
+        /* refused on its statement's name alone: nothing was applied */
+        PQclear(res);
+        op->retried = 1;
+        ngx_http_retell_pg_requeue(op);
+
+    } else if (op) {
         conn->requests++;
         ngx_http_retell_pg_complete(op, res, NULL);
 

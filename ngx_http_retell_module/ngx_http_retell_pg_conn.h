@@ -17,7 +17,7 @@
 
 /* the delivery's statement, and the batches' for 1 to 32 members */
 #define NGX_HTTP_RETELL_PG_STATEMENTS  (NGX_HTTP_RETELL_PG_BATCH_MAX + 1)
-#define NGX_HTTP_RETELL_PG_NAME_LEN    (sizeof("retell_") + NGX_INT_T_LEN)
+#define NGX_HTTP_RETELL_PG_NAME_LEN    (sizeof("retell_") + 8)
 
 
 typedef enum {
@@ -86,8 +86,9 @@ struct ngx_http_retell_pg_pool_s {
     char                          **batch_sql;
     ngx_queue_t                     batches;    /* free ones */
 
-    /* prepared statements: the commands that have a name, in order */
+    /* prepared statements: the commands that have a name, and its CRC32 */
     const char                     *statements[NGX_HTTP_RETELL_PG_STATEMENTS];
+    uint32_t                        crcs[NGX_HTTP_RETELL_PG_STATEMENTS];
     ngx_uint_t                      nstatements;
 
     ngx_log_t                      *log;

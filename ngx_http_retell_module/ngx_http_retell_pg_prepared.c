@@ -6,10 +6,12 @@
  * connection runs it, PREPARE goes first, on its own round trip, then the
  * command is executed by name; afterwards only the execution is sent.
  *
- * What a connection has prepared is a bit each in conn->prepared.  A
- * connection that loses its statements (a transaction pooler handing it
- * another server connection) or finds one it did not make is closed after
- * that command, and the worker stops naming statements.
+ * A statement is named for its text ("retell_" and the text's CRC32), so
+ * one name means one text in every worker and nginx instance: a PREPARE
+ * told the name exists already (42P05) finds the same statement.  What a
+ * connection has prepared is a bit each in conn->prepared.  A command
+ * that fails on its name is applied again on another connection (an
+ * error result means nothing was committed).
  */
 
 
@@ -53,7 +55,7 @@ ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn)
                ? NGX_OK : NGX_ERROR;
     }
 
-    ngx_sprintf(name, "retell_%i%Z", k);
+    ngx_sprintf(name, "retell_%08xD%Z", conn->pool->crcs[k]);
 
     if (!(conn->prepared & ngx_http_retell_pg_statement_bit(k))) {
         conn->preparing = k + 1;
@@ -78,15 +80,24 @@ ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn)
 ngx_int_t
 ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
 {
-    ngx_uint_t  k;
+    ngx_uint_t   k;
+    const char  *state;
 
     k = conn->preparing - 1;
     conn->preparing = 0;
 
-    if (conn->result == NULL
-        || PQresultStatus(conn->result) != PGRES_COMMAND_OK)
-    {
+    if (conn->result == NULL) {
         return NGX_OK;
+    }
+
+    if (PQresultStatus(conn->result) != PGRES_COMMAND_OK) {
+        state = PQresultErrorField(conn->result, PG_DIAG_SQLSTATE);
+
+        /* the session has it already, from another client of a pooler */
+
+        if (state == NULL || ngx_strcmp(state, "42P05") != 0) {
+            return NGX_OK;
+        }
     }
 
     /* the server has it, whether or not an op still waits for it */
@@ -109,14 +120,15 @@ ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
 
 
 /*
- * A named command failed because of its name: the connection is closed
- * once answered (a new one starts with no names).  The server cannot run
- * the statement as planned after its result type changed (0A000, an
- * incompatible migration): a new connection prepares it afresh.  The
- * server does not have it (26000), or has another of that name (42P05):
- * something between hands this connection's commands to other sessions,
- * a pooler in transaction mode, so the worker sends its statements
- * unnamed from then on.
+ * A named command failed because of its name, before anything ran: the
+ * connection is closed once answered (a new one starts with no names)
+ * and the op may be applied again.  The session does not have the
+ * statement (26000): something between hands this connection's commands
+ * to other sessions, a pooler in transaction mode, so the worker sends
+ * its statements unnamed from then on.  The statement no longer matches
+ * the function after a migration, its result type (0A000) or the types
+ * of its parameters, fixed when it was prepared (42883, 42804): a new
+ * connection prepares it afresh.
  */
 
 ngx_int_t
@@ -137,7 +149,10 @@ ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
         return 0;
     }
 
-    if (ngx_strcmp(state, "0A000") == 0) {
+    if (ngx_strcmp(state, "0A000") == 0
+        || ngx_strcmp(state, "42883") == 0
+        || ngx_strcmp(state, "42804") == 0)
+    {
         ngx_log_error(NGX_LOG_WARN, pool->log, 0,
                       "retell postgres: a prepared statement on a "
                       "connection to \"%s:%s\" no longer matches its "
@@ -146,7 +161,7 @@ ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
         return 1;
     }
 
-    if (ngx_strcmp(state, "26000") != 0 && ngx_strcmp(state, "42P05") != 0) {
+    if (ngx_strcmp(state, "26000") != 0) {
         return 0;
     }
 
@@ -190,6 +205,8 @@ ngx_http_retell_pg_statement(ngx_http_retell_pg_pool_t *pool,
     }
 
     pool->statements[k] = op->command;
+    pool->crcs[k] = ngx_crc32_long((u_char *) op->command,
+                                            ngx_strlen(op->command));
     pool->nstatements++;
 
     return k;

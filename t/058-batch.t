@@ -115,9 +115,9 @@ is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'cal
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 5, "$name: five events");
 is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 5, "$name: five tickets");
 like(block_log(), qr/retell postgres: batch of 4,/, "$name: a batch of four");
-is(pg_logged(qr/execute retell_\d+: SELECT s\.\*, 0 FROM .* UNION ALL SELECT s\.\*, 3 FROM/), 1,
+is(pg_logged(qr/execute retell_[0-9a-f]{8}: SELECT s\.\*, 0 FROM .* UNION ALL SELECT s\.\*, 3 FROM/), 1,
    "$name: the batch executed as a prepared statement");
-is(pg_logged(qr/parse retell_\d+: SELECT s\.\*, 0 FROM/), 1, "$name: prepared once");
+is(pg_logged(qr/parse retell_[0-9a-f]{8}: SELECT s\.\*, 0 FROM/), 1, "$name: prepared once");
 
 
 

@@ -44,10 +44,10 @@ __DATA__
   qr/"ticket_status":"new","email":"none"/,
   qr/"ticket_status":"new","email":"queued","duplicate":false/ ]
 --- db_check
-ok(::wait_for(sub { pg_logged(qr/execute retell_0: SELECT ticket_id/) >= 3 }, 5),
+ok(::wait_for(sub { pg_logged(qr/execute retell_[0-9a-f]{8}: SELECT ticket_id/) >= 3 }, 5),
    "$name: three executions of the named statement");
-is(pg_logged(qr/execute retell_0: SELECT ticket_id/), 3, "$name: three, not more");
-is(pg_logged(qr/parse retell_0: SELECT ticket_id/), 1, "$name: parsed once");
+is(pg_logged(qr/execute retell_[0-9a-f]{8}: SELECT ticket_id/), 3, "$name: three, not more");
+is(pg_logged(qr/parse retell_[0-9a-f]{8}: SELECT ticket_id/), 1, "$name: parsed once");
 is(pg_logged(qr/(?:parse|execute) <unnamed>: SELECT ticket_id/), 0, "$name: never sent unnamed");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events}), 3, "$name: three events");
 --- no_error_log
@@ -67,7 +67,7 @@ is(db_value(q{SELECT count(*) FROM retell.webhook_events}), 3, "$name: three eve
 ok(::wait_for(sub { pg_logged(qr/execute <unnamed>: SELECT ticket_id/) >= 2 }, 5),
    "$name: two unnamed executions");
 is(pg_logged(qr/parse <unnamed>: SELECT ticket_id/), 2, "$name: parsed each time");
-is(pg_logged(qr/retell_\d+:/), 0, "$name: no named statement");
+is(pg_logged(qr/retell_[0-9a-f]{8}:/), 0, "$name: no named statement");
 --- no_error_log
 [error]
 
@@ -78,7 +78,7 @@ is(pg_logged(qr/retell_\d+:/), 0, "$name: no named statement");
 [ [ '/in', ::R('inbound-call_started') ] ]
 --- error_code: 200
 --- db_check
-ok(::wait_for(sub { pg_logged(qr/parse retell_0: SELECT ticket_id/) == 1 }, 5), "$name: prepared on the first connection");
+ok(::wait_for(sub { pg_logged(qr/parse retell_[0-9a-f]{8}: SELECT ticket_id/) == 1 }, 5), "$name: prepared on the first connection");
 # the module's session ends under it (the server restarted it, an operator)
 my $killed = db_value(q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                          WHERE query LIKE '%retell.apply_webhook(%' AND pid <> pg_backend_pid()});
@@ -86,6 +86,6 @@ is($killed, 1, "$name: the module's backend terminated");
 my ($s, $b) = post('/in', ::R('inbound-call_ended'));
 is($s, 200, "$name: the next delivery is applied");
 like($b, qr/"duplicate":false/, "$name: once");
-is(pg_logged(qr/parse retell_0: SELECT ticket_id/), 2, "$name: prepared again on the new connection");
+is(pg_logged(qr/parse retell_[0-9a-f]{8}: SELECT ticket_id/), 2, "$name: prepared again on the new connection");
 is(pg_logged(qr/ERROR:.*prepared statement/), 0, "$name: no statement used where it did not exist");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events}), 2, "$name: two events");
