@@ -6,8 +6,7 @@
  * pool's connect timeout, commands sent with PQsendQueryParams (or
  * prepared: ngx_http_retell_pg_prepared.c) and PQflush, results read
  * with PQconsumeInput, PQisBusy and PQgetResult, all on read and write
- * events of libpq's socket.  Nothing here ever
- * waits on the network.
+ * events of libpq's socket.  Nothing here ever waits on the network.
  *
  * The socket is registered edge-triggered: an event comes once per
  * arrival, so each read event reads until the kernel (and OpenSSL) hold
@@ -209,62 +208,6 @@ ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
 
     conn->detached = ngx_current_msec;
     ngx_add_timer(&conn->timer, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
-}
-
-
-/*
- * Ops wait, none of the connections is idle and the pool is full: the
- * one that has been draining a cancelled command the longest gives way,
- * so that a new connection, maybe to another address, can be opened
- * within the pool's bound.  An answer that has not come may never come
- * (a host gone without closing its connections, a hung proxy), and a
- * connection that waits for it would hold its slot for the whole drain
- * timeout.  Its op is gone already; the server finishes or rolls back
- * the command on its own, as when the drain timer fires.
- */
-
-ngx_int_t
-ngx_http_retell_pg_conn_yield(ngx_http_retell_pg_pool_t *pool)
-{
-    ngx_queue_t                *q;
-    ngx_http_retell_pg_conn_t  *conn, *oldest;
-
-    oldest = NULL;
-
-    for (q = ngx_queue_head(&pool->all);
-         q != ngx_queue_sentinel(&pool->all);
-         q = ngx_queue_next(q))
-    {
-        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, all);
-
-        if (conn->op == NULL
-            && (conn->state == NGX_HTTP_RETELL_PG_SENDING
-                || conn->state == NGX_HTTP_RETELL_PG_DRAINING)
-            && (oldest == NULL
-                || (ngx_msec_int_t) (conn->detached - oldest->detached) < 0))
-        {
-            oldest = conn;
-        }
-    }
-
-    if (oldest == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                  "retell postgres: closing a connection to \"%s:%s\" still "
-                  "draining a cancelled command after %M ms, for a waiting "
-                  "delivery", PQhost(oldest->pg), PQport(oldest->pg),
-                  (ngx_msec_t) (ngx_current_msec - oldest->detached));
-
-    /*
-     * conn_close() deletes the drain timer and the socket's events: the
-     * record goes to pool->free, and conn_open() may reuse it at once
-     */
-
-    ngx_http_retell_pg_conn_close(oldest);
-
-    return NGX_OK;
 }
 
 

@@ -122,7 +122,6 @@ ngx_http_retell_pg_conn_t *ngx_http_retell_pg_conn_take(
 void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
-ngx_int_t ngx_http_retell_pg_conn_yield(ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
 
 /* ngx_http_retell_pg_prepared.c, for the connections */

@@ -138,7 +138,7 @@ ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
     const char                 *state;
     ngx_http_retell_pg_pool_t  *pool;
 
-    if (!conn->named) {
+    if (!conn->named || PQresultStatus(res) != PGRES_FATAL_ERROR) {
         return 0;
     }
 
