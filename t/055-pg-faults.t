@@ -25,12 +25,7 @@ proxy_start();
 our $hole = blackhole_start();
 our ($pg_port) = $Retell::PG =~ /port=(\d+)/;
 
-my $preprocess = db_block_preprocessor(
-    each => sub { proxy_cmd('pass'); proxy_cmd('resume') },
-    config => sub {
-        webhook_locations(in => $_[0], out => $_[0])
-        . "location = /fast { return 200 \"fast\\n\"; }\n";
-    });
+my $preprocess = proxy_block_preprocessor();
 add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);

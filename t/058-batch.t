@@ -23,12 +23,7 @@ log_level('debug');         # "waiting for a connection" is a debug line
 
 proxy_start();
 
-my $preprocess = db_block_preprocessor(
-    each => sub { proxy_cmd('pass'); proxy_cmd('resume'); pg_log_mark() },
-    config => sub {
-        webhook_locations(in => $_[0], out => $_[0])
-        . "location = /fast { return 200 \"fast\\n\"; }\n";
-    });
+my $preprocess = proxy_block_preprocessor(each => \&pg_log_mark);
 add_block_preprocessor(sub { $preprocess->(@_) });
 
 add_response_body_check(\&db_check_hook);

@@ -24,6 +24,7 @@ use Exporter 'import';
 use Retell ();
 
 our @EXPORT = qw(proxy_start proxy_cmd proxy_stop proxy_conninfo
+                 proxy_block_preprocessor
                  proxy_http_config
                  blackhole_start blackhole_stop
                  nginx_pids pg_pids pg_kill9 pg_start_timed pg_backend_pids
@@ -107,6 +108,19 @@ sub proxy_conninfo {
 }
 
 sub proxy_http_config { return qq{retell_postgres "@{[ proxy_conninfo() ]}";\n} }
+
+# db_block_preprocessor() for the files whose blocks use the proxy: each
+# block starts with it passing everything (then runs each => CODE, if
+# given), and the server has /fast, a location without the database
+sub proxy_block_preprocessor {
+    my (%o) = @_;
+    return Retell::db_block_preprocessor(
+        each => sub { proxy_cmd('pass'); proxy_cmd('resume'); $o{each}->(@_) if $o{each} },
+        config => sub {
+            Retell::webhook_locations(in => $_[0], out => $_[0])
+            . "location = /fast { return 200 \"fast\\n\"; }\n";
+        });
+}
 
 # -- the blackhole
 
