@@ -163,26 +163,18 @@ ngx_http_retell_watch_value(ngx_http_retell_parser_t *p,
         return;
     }
 
-    /* action_required */
+    /* action_required: an unusable value counts as absent, and is noted */
+
+    if (!usable) {
+        value = NGX_HTTP_RETELL_ABSENT;
+    }
 
     if (p->watch == NGX_HTTP_RETELL_WATCH_ANALYSIS_DATA) {
-        if (usable) {
-            p->analysis_action = value;
-            p->analysis_action_invalid = 0;
-
-        } else {
-            p->analysis_action = NGX_HTTP_RETELL_ABSENT;
-            p->analysis_action_invalid = 1;
-        }
+        p->analysis_action = value;
+        p->analysis_action_invalid = !usable;
 
     } else {
-        if (usable) {
-            p->collected_action = value;
-            p->collected_action_invalid = 0;
-
-        } else {
-            p->collected_action = NGX_HTTP_RETELL_ABSENT;
-            p->collected_action_invalid = 1;
-        }
+        p->collected_action = value;
+        p->collected_action_invalid = !usable;
     }
 }
