@@ -83,8 +83,7 @@ __DATA__
 The module's connection logs its statements (t/059-prepared.t): the batch
 is a prepared statement too.
 --- http_config eval
-local $Retell::PG = "$Retell::PG options='-c log_min_duration_statement=0'";
-Retell::pg_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 4;\n"
+Retell::pg_logging_http_config() . "retell_postgres_pool 1;\nretell_postgres_batch 4;\n"
 --- extra_config
 retell_postgres_timeout 10s;
 --- request

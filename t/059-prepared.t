@@ -16,8 +16,7 @@ workers(1);
 
 # the module's connections log their statements
 sub logging_http_config {
-    local $Retell::PG = "$Retell::PG options='-c log_min_duration_statement=0'";
-    return Retell::pg_http_config() . "retell_postgres_pool 1;\n";
+    return pg_logging_http_config() . "retell_postgres_pool 1;\n";
 }
 
 my $preprocess = db_block_preprocessor(

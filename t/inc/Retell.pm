@@ -19,7 +19,8 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  deliveries_to_requests mark_log block_log
                  smtp_start smtp_stop smtp_messages parse_mail wait_for
                  $SMTP_PORT smtp_http_config webhook_locations
-                 db_block_preprocessor lock_rows pg_log_mark pg_log pg_logged);
+                 db_block_preprocessor lock_rows pg_log_mark pg_log pg_logged
+                 pg_logging_http_config);
 
 # also, called with their package: queue_rows nginx_start nginx_signal
 # nginx_stop
@@ -141,9 +142,14 @@ sub block_log {
 }
 
 # PostgreSQL's own log (tools/pg-cluster), from the last pg_log_mark();
-# a conninfo with options='-c log_min_duration_statement=0' makes a
-# connection log each parse and execute, with the statement's name
+# with pg_logging_http_config() the module's connections log each parse
+# and execute there, with the statement's name
 my $pg_log_from = 0;
+
+sub pg_logging_http_config {
+    local $PG = "$PG options='-c log_min_duration_statement=0'";
+    return pg_http_config();
+}
 
 sub pg_log_path { return "$ENV{TEST_NGINX_PG_DIR}/server.log" }
 
