@@ -33,6 +33,7 @@
 static ngx_int_t ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool);
 static void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);
 static ngx_msec_t ngx_http_retell_pg_jitter(ngx_msec_t delay);
+static void ngx_http_retell_pg_dispatch_posted(ngx_event_t *ev);
 static void ngx_http_retell_pg_probe(ngx_event_t *ev);
 static void ngx_http_retell_pg_op_done(ngx_event_t *ev);
 static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
@@ -82,6 +83,10 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     ngx_queue_init(&pool->all);
     ngx_queue_init(&pool->batches);
 
+    pool->dispatch.handler = ngx_http_retell_pg_dispatch_posted;
+    pool->dispatch.data = pool;
+    pool->dispatch.log = cycle->log;
+
     pool->probe.handler = ngx_http_retell_pg_probe;
     pool->probe.data = pool;
     pool->probe.log = cycle->log;
@@ -103,6 +108,10 @@ ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool)
 
     if (pool->probe.timer_set) {
         ngx_del_timer(&pool->probe);
+    }
+
+    if (pool->dispatch.posted) {
+        ngx_delete_posted_event(&pool->dispatch);
     }
 
     while (!ngx_queue_empty(&pool->all)) {
@@ -136,9 +145,18 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     op->waiting = 1;
     pool->nwaiting++;
 
-    ngx_http_retell_pg_dispatch(pool);
+    /*
+     * sent once this cycle of the event loop has read what arrived with
+     * it: the deliveries read together share a statement and a commit
+     * (a batch), where sending the first at once would leave the others
+     * to wait for its answer
+     */
 
-    if (op->waiting) {
+    if (!pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
+
+    if (ngx_queue_empty(&pool->idle)) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
                        "retell postgres: waiting for a connection, %ui "
                        "waiting", pool->nwaiting);
@@ -218,6 +236,13 @@ ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op)
     left = (ngx_msec_int_t) (op->timer.timer.key - ngx_current_msec);
 
     return left > 0 ? (ngx_msec_t) left : 0;
+}
+
+
+static void
+ngx_http_retell_pg_dispatch_posted(ngx_event_t *ev)
+{
+    ngx_http_retell_pg_dispatch(ev->data);
 }
 
 

@@ -70,6 +70,7 @@ struct ngx_http_retell_pg_pool_s {
 
     ngx_queue_t                     idle;
     ngx_queue_t                     waiting;
+    ngx_event_t                     dispatch;   /* posted by run() */
     ngx_queue_t                     free;
     ngx_queue_t                     all;
 
