@@ -115,6 +115,13 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       offsetof(ngx_http_retell_main_conf_t, batch),
       &ngx_http_retell_batch_bounds },
 
+    { ngx_string("retell_postgres_batch_hold"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, batch_hold),
+      NULL },
+
     { ngx_string("retell_postgres_prepare"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -278,6 +285,7 @@ ngx_http_retell_create_main_conf(ngx_conf_t *cf)
 
     rmcf->pool_size = NGX_CONF_UNSET_UINT;
     rmcf->batch = NGX_CONF_UNSET_UINT;
+    rmcf->batch_hold = NGX_CONF_UNSET_MSEC;
     rmcf->prepare = NGX_CONF_UNSET;
     rmcf->postgres_connect_timeout = NGX_CONF_UNSET_MSEC;
     rmcf->smtp.starttls = NGX_CONF_UNSET_UINT;
@@ -299,6 +307,7 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
     ngx_conf_init_uint_value(rmcf->batch, 8);
+    ngx_conf_init_msec_value(rmcf->batch_hold, 3);
     ngx_conf_init_value(rmcf->prepare, 1);
 
     /* libpq's connect_timeout, when given, unless the directive says */
@@ -851,7 +860,7 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
 
     rmcf->pool = ngx_http_retell_pg_pool_create(cycle, rmcf->postgres_hosts,
                                                 rmcf->pool_size, rmcf->batch,
-                                                rmcf->prepare,
+                                                rmcf->batch_hold, rmcf->prepare,
                                                 rmcf->postgres_connect_timeout);
     if (rmcf->pool == NULL) {
         return NGX_ERROR;

@@ -33,6 +33,7 @@ typedef struct {
     ngx_msec_t                  postgres_conninfo_timeout;
     ngx_uint_t                  pool_size;
     ngx_uint_t                  batch;           /* deliveries per statement */
+    ngx_msec_t                  batch_hold;
     ngx_flag_t                  prepare;         /* prepared statements */
     ngx_uint_t                  webhooks;        /* locations using it */
 

@@ -30,6 +30,7 @@
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* statements a connection */
 
 
+static ngx_msec_t ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool);
 static ngx_int_t ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool);
 static void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);
 static ngx_msec_t ngx_http_retell_pg_jitter(ngx_msec_t delay);
@@ -41,8 +42,8 @@ static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
 
 ngx_http_retell_pg_pool_t *
 ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
-    ngx_uint_t size, ngx_uint_t batch, ngx_flag_t prepare,
-    ngx_msec_t connect_timeout)
+    ngx_uint_t size, ngx_uint_t batch, ngx_msec_t batch_hold,
+    ngx_flag_t prepare, ngx_msec_t connect_timeout)
 {
     ngx_http_retell_pg_pool_t  *pool;
 
@@ -72,6 +73,7 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
      */
 
     pool->max_waiting = size * pool->batch_max * NGX_HTTP_RETELL_PG_WAITING;
+    pool->batch_hold = batch_hold;
     pool->prepare = prepare ? 1 : 0;
     pool->connect_timeout = connect_timeout;
     pool->log = cycle->log;
@@ -86,6 +88,11 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     pool->dispatch.handler = ngx_http_retell_pg_dispatch_posted;
     pool->dispatch.data = pool;
     pool->dispatch.log = cycle->log;
+
+    pool->hold.handler = ngx_http_retell_pg_dispatch_posted;
+    pool->hold.data = pool;
+    pool->hold.log = cycle->log;
+    pool->hold.cancelable = 1;
 
     pool->probe.handler = ngx_http_retell_pg_probe;
     pool->probe.data = pool;
@@ -112,6 +119,10 @@ ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool)
 
     if (pool->dispatch.posted) {
         ngx_delete_posted_event(&pool->dispatch);
+    }
+
+    if (pool->hold.timer_set) {
+        ngx_del_timer(&pool->hold);
     }
 
     while (!ngx_queue_empty(&pool->all)) {
@@ -249,11 +260,26 @@ ngx_http_retell_pg_dispatch_posted(ngx_event_t *ev)
 void
 ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
 {
+    ngx_msec_t                  hold;
     ngx_queue_t                *q;
     ngx_http_retell_pg_op_t    *op;
     ngx_http_retell_pg_conn_t  *conn;
 
     while (!ngx_queue_empty(&pool->waiting)) {
+
+        hold = ngx_http_retell_pg_hold(pool);
+
+        if (hold) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                           "retell postgres: %ui waiting for the statement "
+                           "in flight, up to %M ms", pool->nwaiting, hold);
+
+            if (!pool->hold.timer_set) {
+                ngx_add_timer(&pool->hold, hold);
+            }
+
+            return;
+        }
 
         /* an idle connection that is still alive */
 
@@ -274,6 +300,10 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         }
 
         ngx_http_retell_pg_conn_send(conn, op);
+    }
+
+    if (pool->hold.timer_set) {
+        ngx_del_timer(&pool->hold);
     }
 
     if (pool->nwaiting == 0 || pool->closed) {
@@ -303,6 +333,62 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
             break;
         }
     }
+}
+
+
+/*
+ * A statement in flight for less than retell_postgres_batch_hold is about
+ * to be answered: the deliveries that arrive meanwhile wait for it, and go
+ * together in the next statement on its connection, rather than one or
+ * two at a time on another, each statement paying for its own commit.
+ * Half a batch waiting goes at once; a statement that runs longer (a row
+ * lock, a slow server) holds nothing back.  Returns how long to wait.
+ */
+
+static ngx_msec_t
+ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool)
+{
+    ngx_msec_t                  age, wait;
+    ngx_queue_t                *q;
+    ngx_http_retell_pg_op_t    *op;
+    ngx_http_retell_pg_conn_t  *conn;
+
+    if (pool->batch_hold == 0 || pool->nwaiting * 2 >= pool->batch_max) {
+        return 0;
+    }
+
+    q = ngx_queue_head(&pool->waiting);
+    op = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
+
+    if (!op->batchable || op->alone) {
+        return 0;
+    }
+
+    wait = 0;
+
+    for (q = ngx_queue_head(&pool->all);
+         q != ngx_queue_sentinel(&pool->all);
+         q = ngx_queue_next(q))
+    {
+        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, all);
+
+        if (conn->op == NULL
+            || (conn->state != NGX_HTTP_RETELL_PG_SENDING
+                && conn->state != NGX_HTTP_RETELL_PG_READING))
+        {
+            continue;
+        }
+
+        age = ngx_current_msec - conn->sent;
+
+        if (age < pool->batch_hold
+            && (wait == 0 || pool->batch_hold - age < wait))
+        {
+            wait = pool->batch_hold - age;
+        }
+    }
+
+    return wait;
 }
 
 

@@ -78,8 +78,8 @@ struct ngx_http_retell_pg_op_s {
 
 
 ngx_http_retell_pg_pool_t *ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_array_t *hosts, ngx_uint_t size, ngx_uint_t batch, ngx_flag_t prepare,
-    ngx_msec_t connect_timeout);
+    ngx_array_t *hosts, ngx_uint_t size, ngx_uint_t batch,
+    ngx_msec_t batch_hold, ngx_flag_t prepare, ngx_msec_t connect_timeout);
 void ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool);
 
 /*

@@ -162,6 +162,7 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     conn->c->idle = 0;
     conn->op = op;
     op->conn = conn;
+    conn->sent = ngx_current_msec;
 
     if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
         ngx_http_retell_pg_broken(conn);

@@ -42,6 +42,7 @@ struct ngx_http_retell_pg_conn_s {
     ngx_uint_t                      requests;
     ngx_uint_t                      host;       /* index in pool->hosts */
     ngx_msec_t                      detached;   /* when its op went away */
+    ngx_msec_t                      sent;       /* when its op was sent */
 
     uint64_t                        prepared;   /* a bit per statement */
     ngx_uint_t                      preparing;  /* 1 + the statement */
@@ -71,6 +72,8 @@ struct ngx_http_retell_pg_pool_s {
     ngx_queue_t                     idle;
     ngx_queue_t                     waiting;
     ngx_event_t                     dispatch;   /* posted by run() */
+    ngx_event_t                     hold;       /* see pg_hold() */
+    ngx_msec_t                      batch_hold;
     ngx_queue_t                     free;
     ngx_queue_t                     all;
 

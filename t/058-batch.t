@@ -61,6 +61,14 @@ sub queue_behind_held {
 
 sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => Retell::now_ms()) }
 
+# a call of another customer: no row in common with the held delivery,
+# whose transaction holds its customer's row while it waits
+sub unrelated {
+    my ($id, $n) = @_;
+    return B('call_started', $id, inbound => 1, start_timestamp => Retell::now_ms(),
+             from_number => sprintf('+1415555%04d', 2000 + $n));
+}
+
 sub release { $_[0]->rollback; $_[0]->disconnect }
 
 # three deliveries queued behind the held one; once it is answered the
@@ -215,3 +223,93 @@ is(scalar(grep { (post_finish($_))[0] == 200 } @socks), 3, "$name: each answered
 is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 3,
    "$name: one transaction each");
 unlike(block_log(), qr/batch of/, "$name: no batch");
+
+
+
+=== TEST 6: retell_postgres_batch_hold: deliveries that arrive while a statement is in flight wait for it, up to the hold, then go together on another connection
+The held delivery's statement waits on a row lock for longer than the
+hold: after the hold the three behind it go, in one statement, on the
+pool's second connection, while the lock is still held.
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 2;\nretell_postgres_batch_hold 2s;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my $t0 = time;
+my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
+Time::HiRes::sleep(1 - (time - $t0)) if time - $t0 < 1;
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0,
+   "$name: nothing applied within the hold, though a connection could be opened");
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200 once the hold ended");
+cmp_ok(time - $t0, '<', 5, "$name: at the hold, not at the lock's release");
+is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 1,
+   "$name: the three in one transaction");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold' AND event = 'call_ended'}), 0,
+   "$name: while the held delivery still waits for its lock");
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 3, "$name: three tickets");
+
+
+
+=== TEST 7: the hold ends as soon as the statement in flight is answered; half a batch waiting does not wait
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 2;\nretell_postgres_batch_hold 30s;\n"
+--- extra_config
+retell_postgres_timeout 60s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
+Time::HiRes::sleep(0.5);
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0, "$name: the three wait");
+my $t0 = time;
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200");
+cmp_ok(time - $t0, '<', 5, "$name: once the statement in flight was answered, not at the hold");
+is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 1,
+   "$name: the three in one transaction");
+# half of retell_postgres_batch (8) waiting goes at once, hold or not
+($locker, $first) = hold_connection('call_batch_hold2');
+$t0 = time;
+@socks = map { post_start('/in', unrelated("call_batch_h$_", 10 + $_)) } 1 .. 4;
+@r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 200 } @r), 4, "$name: four waiting: each answered 200");
+cmp_ok(time - $t0, '<', 5, "$name: four waiting: without waiting for the hold or the lock");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold2' AND event = 'call_ended'}), 0,
+   "$name: four waiting: while the held delivery still waits for its lock");
+cmp_ok(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch_h_'}), '<=', 2,
+   "$name: four waiting: in at most two transactions");
+release($locker);
+is((post_finish($first))[0], 200, "$name: four waiting: the held delivery applied");
+
+
+
+=== TEST 8: retell_postgres_batch_hold 0: a delivery that arrives while a statement is in flight starts another at once
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 2;\nretell_postgres_batch_hold 0;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($locker, $first) = hold_connection('call_batch_hold');
+my $t0 = time;
+my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
+my @r = map { [ post_finish($_) ] } @socks;
+is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200");
+cmp_ok(time - $t0, '<', 1, "$name: at once, on the other connection");
+is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold' AND event = 'call_ended'}), 0,
+   "$name: while the held delivery still waits for its lock");
+release($locker);
+is((post_finish($first))[0], 200, "$name: the held delivery applied");
