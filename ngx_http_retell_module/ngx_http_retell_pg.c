@@ -294,7 +294,7 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         op->waiting = 0;
         pool->nwaiting--;
 
-        if (op->batchable && !op->alone && pool->batch_max > 1) {
+        if (ngx_http_retell_pg_may_batch(op) && pool->batch_max > 1) {
             /* with those that wait behind it, if any */
             op = ngx_http_retell_pg_batch(pool, op);
         }
@@ -360,7 +360,7 @@ ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool)
     q = ngx_queue_head(&pool->waiting);
     op = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
 
-    if (!op->batchable || op->alone) {
+    if (!ngx_http_retell_pg_may_batch(op)) {
         return 0;
     }
 

@@ -138,7 +138,7 @@ ngx_http_retell_pg_batch_next(ngx_http_retell_pg_pool_t *pool,
     next = ngx_queue_data(ngx_queue_head(&pool->waiting),
                           ngx_http_retell_pg_op_t, queue);
 
-    if (!next->batchable || next->alone || next->command != op->command
+    if (!ngx_http_retell_pg_may_batch(next) || next->command != op->command
         || next->nparams != op->nparams)
     {
         return NULL;

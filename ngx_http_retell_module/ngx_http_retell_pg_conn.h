@@ -103,6 +103,10 @@ struct ngx_http_retell_pg_pool_s {
 };
 
 
+/* may share a statement with those of its command waiting with it */
+#define ngx_http_retell_pg_may_batch(op)  ((op)->batchable && !(op)->alone)
+
+
 /* ngx_http_retell_pg.c, for the connections */
 void ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,

@@ -61,15 +61,32 @@ sub queue_behind_held {
 
 sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => Retell::now_ms()) }
 
-# a call of another customer: no row in common with the held delivery,
-# whose transaction holds its customer's row while it waits
-sub unrelated {
-    my ($id, $n) = @_;
-    return B('call_started', $id, inbound => 1, start_timestamp => Retell::now_ms(),
-             from_number => sprintf('+1415555%04d', 2000 + $n));
+# posts a call_started for each id, each of another customer: no row in
+# common with the held delivery, whose transaction holds its customer's
+# row while it waits; returns the clients
+sub post_unrelated {
+    my $n = 2000;
+    return map { post_start('/in', B('call_started', $_, inbound => 1, start_timestamp => Retell::now_ms(),
+                                     from_number => sprintf('+1415555%04d', ++$n))) } @_;
 }
 
 sub release { $_[0]->rollback; $_[0]->disconnect }
+
+# how many of these clients were answered $status (each answer is read)
+sub answered {
+    my ($status, @socks) = @_;
+    return scalar grep { (post_finish($_))[0] == $status } @socks;
+}
+
+# the transactions that wrote the events of the calls LIKE $pattern
+sub transactions {
+    return db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE ?}, $_[0]);
+}
+
+# the held delivery of hold_connection($id), a call_ended, is applied
+sub held_applied {
+    return db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = ? AND event = 'call_ended'}, $_[0]);
+}
 
 # three deliveries queued behind the held one; once it is answered the
 # path toward the server stalls, so their batch never arrives while they
@@ -80,8 +97,7 @@ sub stall_batch {
     proxy_cmd('stall-up');
     release($locker);
     Test::More::is((post_finish($first))[0], 200, "$::name: the held delivery applied");
-    my @r = map { [ post_finish($_) ] } @socks;
-    Test::More::is(scalar(grep { $_->[0] == 503 } @r), 3, "$::name: the three answered 503 at their time");
+    Test::More::is(answered(503, @socks), 3, "$::name: the three answered 503 at their time");
     return @bodies;
 }
 
@@ -110,7 +126,7 @@ for my $i (0 .. $#ids) {
        "$name: answer $i carries its own call's ticket");
     like($r[$i][1], qr/"call_id":"$ids[$i]".*"duplicate":false/, "$name: answer $i is its own");
 }
-is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 2,
+is(transactions('call_batch__'), 2,
    "$name: the five committed in two transactions");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__' GROUP BY xmin::text ORDER BY 1 DESC LIMIT 1}), 4,
    "$name: the first four together");
@@ -146,7 +162,7 @@ my $t0 = time;
 my ($s1, $b1) = post_finish($socks[0]);
 is($s1, 200, "$name: the first member applied alone while the lock is held");
 cmp_ok(time - $t0, '<', 2, "$name: without waiting for the lock");
-ok(!db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_locked' AND event = 'call_ended'}),
+ok(!held_applied('call_batch_locked'),
    "$name: the locked member not applied yet");
 release($other);
 my @r = map { [ post_finish($_) ] } @socks[1, 2];
@@ -219,8 +235,8 @@ GET /fast
 my ($locker, $first, @socks) = queue_behind_held(map { started("call_batch_$_") } 1 .. 3);
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
-is(scalar(grep { (post_finish($_))[0] == 200 } @socks), 3, "$name: each answered 200");
-is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 3,
+is(answered(200, @socks), 3, "$name: each answered 200");
+is(transactions('call_batch__'), 3,
    "$name: one transaction each");
 unlike(block_log(), qr/batch of/, "$name: no batch");
 
@@ -240,16 +256,15 @@ GET /fast
 --- db_check
 my ($locker, $first) = hold_connection('call_batch_hold');
 my $t0 = time;
-my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
+my @socks = post_unrelated(map { "call_batch_$_" } 1 .. 3);
 Time::HiRes::sleep(1 - (time - $t0)) if time - $t0 < 1;
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0,
    "$name: nothing applied within the hold, though a connection could be opened");
-my @r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200 once the hold ended");
+is(answered(200, @socks), 3, "$name: each answered 200 once the hold ended");
 cmp_ok(time - $t0, '<', 5, "$name: at the hold, not at the lock's release");
-is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 1,
+is(transactions('call_batch__'), 1,
    "$name: the three in one transaction");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold' AND event = 'call_ended'}), 0,
+is(held_applied('call_batch_hold'), 0,
    "$name: while the held delivery still waits for its lock");
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
@@ -267,27 +282,25 @@ GET /fast
 --- error_code: 200
 --- db_check
 my ($locker, $first) = hold_connection('call_batch_hold');
-my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
+my @socks = post_unrelated(map { "call_batch_$_" } 1 .. 3);
 Time::HiRes::sleep(0.5);
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0, "$name: the three wait");
 my $t0 = time;
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
-my @r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200");
+is(answered(200, @socks), 3, "$name: each answered 200");
 cmp_ok(time - $t0, '<', 5, "$name: once the statement in flight was answered, not at the hold");
-is(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 1,
+is(transactions('call_batch__'), 1,
    "$name: the three in one transaction");
 # half of retell_postgres_batch (8) waiting goes at once, hold or not
 ($locker, $first) = hold_connection('call_batch_hold2');
 $t0 = time;
-@socks = map { post_start('/in', unrelated("call_batch_h$_", 10 + $_)) } 1 .. 4;
-@r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 200 } @r), 4, "$name: four waiting: each answered 200");
+@socks = post_unrelated(map { "call_batch_h$_" } 1 .. 4);
+is(answered(200, @socks), 4, "$name: four waiting: each answered 200");
 cmp_ok(time - $t0, '<', 5, "$name: four waiting: without waiting for the hold or the lock");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold2' AND event = 'call_ended'}), 0,
+is(held_applied('call_batch_hold2'), 0,
    "$name: four waiting: while the held delivery still waits for its lock");
-cmp_ok(db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events WHERE call_id LIKE 'call_batch_h_'}), '<=', 2,
+cmp_ok(transactions('call_batch_h_'), '<=', 2,
    "$name: four waiting: in at most two transactions");
 release($locker);
 is((post_finish($first))[0], 200, "$name: four waiting: the held delivery applied");
@@ -305,11 +318,10 @@ GET /fast
 --- db_check
 my ($locker, $first) = hold_connection('call_batch_hold');
 my $t0 = time;
-my @socks = map { post_start('/in', unrelated("call_batch_$_", $_)) } 1 .. 3;
-my @r = map { [ post_finish($_) ] } @socks;
-is(scalar(grep { $_->[0] == 200 } @r), 3, "$name: each answered 200");
+my @socks = post_unrelated(map { "call_batch_$_" } 1 .. 3);
+is(answered(200, @socks), 3, "$name: each answered 200");
 cmp_ok(time - $t0, '<', 1, "$name: at once, on the other connection");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'call_batch_hold' AND event = 'call_ended'}), 0,
+is(held_applied('call_batch_hold'), 0,
    "$name: while the held delivery still waits for its lock");
 release($locker);
 is((post_finish($first))[0], 200, "$name: the held delivery applied");
