@@ -11,6 +11,11 @@
 #define _NGX_HTTP_RETELL_POLICY_H_INCLUDED_
 
 
+/*
+ * The values travel to retell.apply_webhook() as digits (store.c): the
+ * SQL's arrays of names there follow this order.
+ */
+
 typedef enum {
     NGX_HTTP_RETELL_STATUS_NEW = 0,
     NGX_HTTP_RETELL_STATUS_QUALIFIED,

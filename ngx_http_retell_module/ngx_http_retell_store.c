@@ -2,7 +2,7 @@
 /*
  * Applying a delivery: one call of retell.apply_webhook() (sql/), in one
  * statement and so one transaction and one round trip.  The ticket rules
- * travel with it as two arrays computed from the C policy, so they live
+ * travel with it as two strings computed from the C policy, so they live
  * in one place.
  */
 
@@ -419,28 +419,25 @@ ngx_http_retell_int_param(ngx_pool_t *pool, ngx_http_retell_int_t *n)
 
 
 /*
- * The policy for every combination of merged facts, as a PostgreSQL
- * array literal; index = transferred 24 + action_required (true 16,
- * false 8, absent 0) + analyzed 4 + qualified 2 + call_successful 1.
+ * The policy for every combination of merged facts, one digit for each,
+ * the value of the decision's enum (the SQL maps it back to a name);
+ * index = transferred 24 + action_required (true 16, false 8, absent 0)
+ * + analyzed 4 + qualified 2 + call_successful 1.
  */
 
 static char *
 ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
     ngx_uint_t email)
 {
-    u_char                      *buf, *p;
+    u_char                      *buf;
     ngx_uint_t                   i;
-    const char                  *name;
     ngx_http_retell_facts_t      facts;
     ngx_http_retell_decision_t   d;
 
-    buf = ngx_pnalloc(pool, NGX_HTTP_RETELL_RULES * 20 + 3);
+    buf = ngx_pnalloc(pool, NGX_HTTP_RETELL_RULES + 1);
     if (buf == NULL) {
         return NULL;
     }
-
-    p = buf;
-    *p++ = '{';
 
     for (i = 0; i < NGX_HTTP_RETELL_RULES; i++) {
         facts.outbound = outbound;
@@ -454,14 +451,10 @@ ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
 
         d = ngx_http_retell_policy(&facts);
 
-        name = email ? ngx_http_retell_email_reason_name(d.email)
-                     : ngx_http_retell_status_name(d.status);
-
-        p = ngx_sprintf(p, "%s\"%s\"", i ? "," : "", name);
+        buf[i] = (u_char) ('0' + (email ? d.email : d.status));
     }
 
-    *p++ = '}';
-    *p = '\0';
+    buf[NGX_HTTP_RETELL_RULES] = '\0';
 
     return (char *) buf;
 }

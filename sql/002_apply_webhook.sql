@@ -4,7 +4,7 @@
 -- one transaction and one commit (a batch, ngx_http_retell_pg_batch.c).
 --
 -- The ticket rules are not here: they live in C (ngx_http_retell_policy.c)
--- and arrive as two 48-entry arrays, p_rule_status and p_rule_email,
+-- and arrive as two strings of 48 codes, p_rule_status and p_rule_email,
 -- indexed by the merged facts of the call (see "facts index" below).
 -- This function only merges facts, looks the answer up, and writes.
 
@@ -14,8 +14,10 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(ms / 1000.0)
 $$;
 
--- earlier versions (35 arguments, returning a set) cannot be replaced in
--- place by CREATE OR REPLACE: they are dropped first
+-- earlier versions (35 arguments, returning a set, the rules as text[])
+-- cannot be replaced in place by CREATE OR REPLACE: they are dropped first
+-- (left in place, one with the rules as text[] would make every call
+-- ambiguous, its parameters being untyped)
 DO $$
 DECLARE
     f  regprocedure;
@@ -23,7 +25,8 @@ BEGIN
     FOR f IN SELECT oid FROM pg_proc
               WHERE proname = 'apply_webhook'
                 AND pronamespace = 'retell'::regnamespace
-                AND (proretset OR pronargs <> 36)
+                AND (proretset OR pronargs <> 36
+                     OR proargtypes[32] <> 'text'::regtype)
     LOOP
         EXECUTE 'DROP FUNCTION ' || f;
     END LOOP;
@@ -63,8 +66,8 @@ CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_qualified             boolean,    -- NULL without custom_analysis_data
     p_transferred           boolean,
     p_analyzed              boolean,
-    p_rule_status           text[],
-    p_rule_email            text[],
+    p_rule_status           text,       -- 48 codes, see "facts index"
+    p_rule_email            text,
     p_budget_ms             integer,    -- what is left of the delivery's time
     -- in a batch (several deliveries in one statement), the longest wait
     -- for a row lock: the batch then fails fast and each is applied alone;
@@ -87,6 +90,7 @@ DECLARE
     v_customer    bigint;
     v_call        record;
     v_idx         integer;
+    v_status      text;
     v_reason      text;
     v_email       text := 'none';
     v_queued      boolean := false;
@@ -247,12 +251,23 @@ BEGIN
         + CASE WHEN v_call.qualified THEN 2 ELSE 0 END
         + CASE WHEN v_call.call_successful THEN 1 ELSE 0 END;
 
-    v_reason := NULLIF(p_rule_email[v_idx], '');
+    -- one digit per index, the value of the C enum (policy.h): a string,
+    -- not a text[], as an array parameter is parsed and then expanded at
+    -- every call.  Email reason 0 (none) falls outside its array: NULL.
+    -- An array literal is what modules before 2026-12 send.
+    IF left(p_rule_status, 1) <> '{' THEN
+        v_status := (ARRAY['new', 'qualified', 'contacted', 'resolved',
+                           'closed'])[substr(p_rule_status, v_idx, 1)::int + 1];
+        v_reason := (ARRAY['action_required', 'call_transfer'])
+                    [substr(p_rule_email, v_idx, 1)::int];
+    ELSE
+        v_status := (p_rule_status::text[])[v_idx];
+        v_reason := NULLIF((p_rule_email::text[])[v_idx], '');
+    END IF;
 
     -- staff win: a status they set is never changed by an event
     INSERT INTO retell.tickets AS t (company_id, customer_id, call_id, status)
-    VALUES (v_call.company_id, v_call.customer_id, p_call_id,
-            p_rule_status[v_idx])
+    VALUES (v_call.company_id, v_call.customer_id, p_call_id, v_status)
     ON CONFLICT (call_id) DO UPDATE SET
         customer_id = COALESCE(t.customer_id, EXCLUDED.customer_id),
         status = CASE WHEN t.status_source = 'retell'

@@ -443,3 +443,49 @@ for my $s (sort keys %want) {
     is_deeply([ $r->{status}, $r->{reason} ], $want{$s}, "$name: $s: final ticket and email");
 }
 is(db_value('SELECT count(*) FROM retell.email_outbox'), 18, "$name: one email per qualifying call");
+
+
+
+=== TEST 20: the rules as the module sends them (digits) and as modules before sent them (array literals) give the same rows
+A direct call of retell.apply_webhook with every combination of facts the
+same under a 48-digit string and under its array literal.
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my @status = qw(new qualified contacted resolved closed);
+my @reason = ('', 'action_required', 'call_transfer');
+# a table where the index decides: status and reason vary with it
+my $digits_status = join '', map { $_ % 5 } 0 .. 47;
+my $digits_email = join '', map { $_ % 3 } 0 .. 47;
+my $array = sub { my ($names, $d) = @_; '{' . join(',', map { qq{"$names->[$_]"} } split //, $d) . '}' };
+my %form = (digits => [ $digits_status, $digits_email ],
+            array => [ $array->(\@status, $digits_status), $array->(\@reason, $digits_email) ]);
+my %got;
+for my $form (sort keys %form) {
+    for my $f (0 .. 47) {
+        my ($transferred, $ar, $analyzed, $qualified, $ok) =
+            (int($f / 24) % 2, int($f / 8) % 3, int($f / 4) % 2, int($f / 2) % 2, $f % 2);
+        my $call = "compat-$form-$f";
+        my $body = qq{{"event":"call_analyzed","call":{"call_id":"$call","n":$f}}};
+        my @v = ('inbound', 'call_analyzed', $call, $body, 1, 'agent_8a1b2c3d4e5f60718293a4b5',
+                 '+14155550101', '+14155550199', '+14155550101', '+14155550101', '(415) 555-0101',
+                 'ended', undef, undef, undef, undef, undef, undef, undef, undef,
+                 $ok ? 't' : 'f', undef, undef,
+                 $qualified ? '{"lead_qualified":true}' : undef, undef, undef, undef,
+                 $ar == 2 ? 't' : $ar == 1 ? 'f' : undef, undef, $qualified ? 't' : undef,
+                 $transferred ? 't' : 'f', $analyzed ? 't' : 'f',
+                 @{ $form{$form} }, 5000, undef);
+        my $r = Retell::dbh()->selectrow_hashref(
+            'SELECT * FROM retell.apply_webhook(' . join(', ', ('?') x 36) . ')', undef, @v);
+        my $o = db_value('SELECT reason FROM retell.email_outbox WHERE call_id = ?', $call);
+        $got{$form}[$f] = [ $r->{ticket_status}, $o // '' ];
+    }
+}
+is_deeply($got{array}, $got{digits}, "$name: the same ticket and email for all 48 indexes");
+my $f = 16 + 4 + 1;     # action required, analyzed, successful
+is_deeply($got{digits}[$f], [ $status[$f % 5], $reason[$f % 3] ], "$name: the index's entry applied");
+is(scalar(grep { $_->[0] eq 'qualified' } @{ $got{digits} }) > 0
+   && scalar(grep { $_->[1] eq 'call_transfer' } @{ $got{digits} }) > 0, 1, "$name: the entries vary");
+--- no_error_log
+[error]
