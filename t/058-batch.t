@@ -72,6 +72,19 @@ sub post_unrelated {
 
 sub release { $_[0]->rollback; $_[0]->disconnect }
 
+# the lock released: the held client of hold_connection() is answered 200;
+# $what prefixes the assertion's name
+sub release_held {
+    my ($locker, $first, $what) = @_;
+    release($locker);
+    Test::More::is((post_finish($first))[0], 200, "$::name: " . ($what // '') . "the held delivery applied");
+}
+
+# the events applied of the calls LIKE $pattern
+sub applied {
+    return db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE ?}, $_[0]);
+}
+
 # how many of these clients were answered $status (each answer is read)
 sub answered {
     my ($status, @socks) = @_;
@@ -95,8 +108,7 @@ sub stall_batch {
     my @bodies = map { started("call_batch_$_") } 1 .. 3;
     my ($locker, $first, @socks) = queue_behind_held(@bodies);
     proxy_cmd('stall-up');
-    release($locker);
-    Test::More::is((post_finish($first))[0], 200, "$::name: the held delivery applied");
+    release_held($locker, $first);
     Test::More::is(answered(503, @socks), 3, "$::name: the three answered 503 at their time");
     return @bodies;
 }
@@ -116,8 +128,7 @@ GET /fast
 --- db_check
 my @ids = map { "call_batch_$_" } 1 .. 5;
 my ($locker, $first, @socks) = queue_behind_held(map { started($_) } @ids);
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($locker, $first);
 my @r = map { [ post_finish($_) ] } @socks;
 is(scalar(grep { $_->[0] == 200 } @r), 5, "$name: each answered 200");
 for my $i (0 .. $#ids) {
@@ -130,7 +141,7 @@ is(transactions('call_batch__'), 2,
    "$name: the five committed in two transactions");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__' GROUP BY xmin::text ORDER BY 1 DESC LIMIT 1}), 4,
    "$name: the first four together");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 5, "$name: five events");
+is(applied('call_batch__'), 5, "$name: five events");
 is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 5, "$name: five tickets");
 like(block_log(), qr/retell postgres: batch of 4,/, "$name: a batch of four");
 is(pg_logged(qr/execute retell_[0-9a-f]{8}: SELECT s\.\*, 0 FROM .* UNION ALL SELECT s\.\*, 3 FROM/), 1,
@@ -154,8 +165,7 @@ my $other = lock_rows(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_batch_l
 my ($holder, $first, @socks) = queue_behind_held(started('call_batch_1'),
                                                  C(R('inbound-call_ended'), 'call_batch_locked'),
                                                  started('call_batch_3'));
-release($holder);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($holder, $first);
 ok(wait_for(sub { block_log() =~ /a batch of 3 deliveries failed, applying each alone: .*lock timeout/ }, 5),
    "$name: the batch failed on the lock, at once");
 my $t0 = time;
@@ -188,16 +198,16 @@ GET /fast
 --- error_code: 200
 --- db_check
 my @bodies = stall_batch();
-ok(!db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), "$name: nothing applied while stalled");
+ok(!applied('call_batch__'), "$name: nothing applied while stalled");
 proxy_cmd('resume');
 # the batch reaches the server late and commits: a 503 means "not confirmed"
-ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}) == 3 }, 5),
+ok(wait_for(sub { applied('call_batch__') == 3 }, 5),
    "$name: the drained batch committed once it arrived");
 my @again = map { [ post('/in', $_) ] } @bodies;
 is(scalar(grep { $_->[0] == 200 && $_->[1] =~ /"duplicate":true/ } @again), 3, "$name: the retries are duplicates, answered 200");
 my ($s) = post('/in', started('call_batch_next'));
 is($s, 200, "$name: the connection serves again");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch_%'}), 6, "$name: nothing applied twice");
+is(applied('call_batch_%'), 6, "$name: nothing applied twice");
 unlike(block_log(), qr/\[alert\]|cancelled command was/, "$name: the statement drained in time");
 
 
@@ -218,7 +228,7 @@ my @bodies = stall_batch();
 proxy_cmd('resume');
 my @again = map { [ post('/in', $_) ] } @bodies;
 is(scalar(grep { $_->[0] == 200 && $_->[1] =~ /"duplicate":false/ } @again), 3, "$name: the retries are applied, answered 200");
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 3, "$name: each applied once");
+is(applied('call_batch__'), 3, "$name: each applied once");
 unlike(block_log(), qr/\[alert\]|cancelled command was/, "$name: PREPARE drained in time");
 
 
@@ -233,8 +243,7 @@ GET /fast
 --- error_code: 200
 --- db_check
 my ($locker, $first, @socks) = queue_behind_held(map { started("call_batch_$_") } 1 .. 3);
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($locker, $first);
 is(answered(200, @socks), 3, "$name: each answered 200");
 is(transactions('call_batch__'), 3,
    "$name: one transaction each");
@@ -258,7 +267,7 @@ my ($locker, $first) = hold_connection('call_batch_hold');
 my $t0 = time;
 my @socks = post_unrelated(map { "call_batch_$_" } 1 .. 3);
 Time::HiRes::sleep(1 - (time - $t0)) if time - $t0 < 1;
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0,
+is(applied('call_batch__'), 0,
    "$name: nothing applied within the hold, though a connection could be opened");
 is(answered(200, @socks), 3, "$name: each answered 200 once the hold ended");
 cmp_ok(time - $t0, '<', 5, "$name: at the hold, not at the lock's release");
@@ -266,8 +275,7 @@ is(transactions('call_batch__'), 1,
    "$name: the three in one transaction");
 is(held_applied('call_batch_hold'), 0,
    "$name: while the held delivery still waits for its lock");
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($locker, $first);
 is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_batch__' AND status = 'new'}), 3, "$name: three tickets");
 
 
@@ -284,10 +292,9 @@ GET /fast
 my ($locker, $first) = hold_connection('call_batch_hold');
 my @socks = post_unrelated(map { "call_batch_$_" } 1 .. 3);
 Time::HiRes::sleep(0.5);
-is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'call_batch__'}), 0, "$name: the three wait");
+is(applied('call_batch__'), 0, "$name: the three wait");
 my $t0 = time;
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($locker, $first);
 is(answered(200, @socks), 3, "$name: each answered 200");
 cmp_ok(time - $t0, '<', 5, "$name: once the statement in flight was answered, not at the hold");
 is(transactions('call_batch__'), 1,
@@ -302,8 +309,7 @@ is(held_applied('call_batch_hold2'), 0,
    "$name: four waiting: while the held delivery still waits for its lock");
 cmp_ok(transactions('call_batch_h_'), '<=', 2,
    "$name: four waiting: in at most two transactions");
-release($locker);
-is((post_finish($first))[0], 200, "$name: four waiting: the held delivery applied");
+release_held($locker, $first, 'four waiting: ');
 
 
 
@@ -323,5 +329,4 @@ is(answered(200, @socks), 3, "$name: each answered 200");
 cmp_ok(time - $t0, '<', 1, "$name: at once, on the other connection");
 is(held_applied('call_batch_hold'), 0,
    "$name: while the held delivery still waits for its lock");
-release($locker);
-is((post_finish($first))[0], 200, "$name: the held delivery applied");
+release_held($locker, $first);
