@@ -206,7 +206,7 @@ ngx_http_retell_pg_statement(ngx_http_retell_pg_pool_t *pool,
 
     pool->statements[k] = op->command;
     pool->crcs[k] = ngx_crc32_long((u_char *) op->command,
-                                            ngx_strlen(op->command));
+                                   ngx_strlen(op->command));
     pool->nstatements++;
 
     return k;
