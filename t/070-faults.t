@@ -149,6 +149,8 @@ my @late = sort { $a->{sent} <=> $b->{sent} } Load::refused_after($r, $t_up);
 Test::More::diag("$name: refused after PostgreSQL was back: " . scalar(@late)
                  . (@late ? sprintf(", the last sent %.2f s after", $late[-1]{sent} - $t_up) : ''));
 ::show_refused(@late);
+# what PostgreSQL said to a delivery refused as "database error"
+Test::More::diag("$name: $_") for @late ? grep { /apply failed/ } split /\n/, block_log() : ();
 is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200 after the retries");
 ::no_problems("$name: the database keeps the promises", Load::check_db($r));
 is(scalar(@late), 0, "$name: nothing sent after PostgreSQL is back is refused");
