@@ -113,6 +113,23 @@ sub stall_batch {
     return @bodies;
 }
 
+# A deferred constraint trigger that fails the transaction at COMMIT, after
+# the statement's rows were sent, for the calls LIKE 'commitfail%'
+sub fail_at_commit {
+    dbh()->do(q{CREATE OR REPLACE FUNCTION public.retell_test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.call_id LIKE 'commitfail%' THEN
+                        RAISE EXCEPTION 'deferred check failed for %', NEW.call_id USING ERRCODE = '23514';
+                    END IF;
+                    RETURN NULL;
+                END $$});
+    dbh()->do(q{DROP TRIGGER IF EXISTS retell_test_fail_at_commit ON retell.webhook_events});
+    dbh()->do(q{CREATE CONSTRAINT TRIGGER retell_test_fail_at_commit AFTER INSERT ON retell.webhook_events
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.retell_test_fail_at_commit()});
+}
+
+sub no_fail_at_commit { dbh()->do(q{DROP TRIGGER IF EXISTS retell_test_fail_at_commit ON retell.webhook_events}) }
+
 __DATA__
 
 === TEST 1: deliveries that waited together: one transaction per retell_postgres_batch of them, each answered its own ticket
@@ -330,3 +347,92 @@ cmp_ok(time - $t0, '<', 1, "$name: at once, on the other connection");
 is(held_applied('call_batch_hold'), 0,
    "$name: while the held delivery still waits for its lock");
 release_held($locker, $first);
+
+
+
+=== TEST 9: an error raised at COMMIT, after the statement's rows: the delivery is answered 503, never 200, and nothing of it is kept
+A deferred constraint trigger raises when the transaction commits: the
+error reaches the client as a second result, after the row.
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 5s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+fail_at_commit();
+my ($s, $b) = post('/in', started('commitfail-1'));
+is($s, 503, "$name: answered 503");
+like($b, qr/"database error"/, "$name: as a database error");
+is(applied('commitfail-1'), 0, "$name: not stored");
+like(block_log(), qr/retell call "commitfail-1": apply failed: .*deferred check failed for commitfail-1/,
+     "$name: PostgreSQL's reason in the log");
+unlike(block_log(), qr/"commitfail-1": call_started applied/, "$name: never logged applied");
+($s) = post('/in', started('call_batch_ok'));
+is($s, 200, "$name: the connection serves the next delivery");
+no_fail_at_commit();
+($s) = post('/in', started('commitfail-1'));
+is($s, 200, "$name: applied once the trigger is gone");
+is(applied('commitfail-1'), 1, "$name: stored once");
+
+
+
+=== TEST 10: a batch whose commit fails: no member is answered 200 for it; each is applied alone, the innocent ones committed
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+fail_at_commit();
+my @ids = ('call_batch_1', 'call_batch_2', 'commitfail-2', 'call_batch_4');
+my ($locker, $first, @socks) = queue_behind_held(map { started($_) } @ids);
+release_held($locker, $first);
+my @r = map { [ post_finish($_) ] } @socks;
+is_deeply([ map { $_->[0] } @r ], [200, 200, 503, 200], "$name: the failing member 503, the others 200");
+like(block_log(), qr/a batch of 4 deliveries failed, applying each alone: .*deferred check failed for commitfail-2/,
+     "$name: the batch failed at its commit");
+is(applied('call_batch__'), 3, "$name: the others stored");
+is(transactions('call_batch__'), 3, "$name: each in its own transaction");
+is(applied('commitfail-2'), 0, "$name: the failing member not stored");
+no_fail_at_commit();
+
+
+
+=== TEST 11: SERIALIZABLE: the events of calls of one customer all at once, retried as Retell does; every 200 is stored, nothing twice
+Serialization failures (40001), raised during the statement or at its
+commit, are answered 503 and the retry is applied. Batches off: each
+delivery its own transaction, all of them concurrent.
+--- http_config eval
+"retell_postgres \"$Retell::PG options='-c default_transaction_isolation=serializable'\";\nclient_body_buffer_size 30m;\nretell_postgres_pool 6;\nretell_postgres_batch 1;\n"
+--- extra_config
+retell_postgres_timeout 5s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my @bodies = map { my $id = "call_ser_$_";
+                   (B('call_started', $id, inbound => 1, start_timestamp => 1733000000000 + $_),
+                    B('call_ended', $id, inbound => 1, start_timestamp => 1733000000000 + $_,
+                      end_timestamp => 1733000060000 + $_, disconnection_reason => 'user_hangup'),
+                    B('call_analyzed', $id, inbound => 1, start_timestamp => 1733000000000 + $_,
+                      call_analysis => { call_summary => "Call $_", custom_analysis_data => { action_required => 'false' } })) } 1 .. 6;
+my %ok;
+my ($round, $refused) = (0, 0);
+while (%ok < @bodies && $round++ < 8) {
+    my @todo = grep { !$ok{$_} } 0 .. $#bodies;
+    my @r = concurrent_posts(map { ['/in', $bodies[$_]] } @todo);
+    for my $k (0 .. $#todo) {
+        if ($r[$k][0] == 200) { $ok{ $todo[$k] } = 1 } else { $refused++ }
+    }
+}
+is(scalar(keys %ok), scalar(@bodies), "$name: every delivery answered 200 in the end");
+is(applied('call_ser_%'), scalar(@bodies), "$name: every one stored, once");
+is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id LIKE 'call_ser_%' AND call_summary LIKE 'Call %'}), 6, "$name: each call complete");
+is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_ser_%' AND status = 'closed'}), 6, "$name: each ticket as the rules say");
+is(db_value(q{SELECT count(*) FROM retell.customers}), 1, "$name: one customer");
+ok($refused == 0 || block_log() =~ /could not serialize/, "$name: the refusals were serialization failures");
+diag("$name: $refused refused in $round rounds, " . scalar(() = block_log() =~ /during commit attempt/g) . " at commit");
