@@ -260,6 +260,7 @@ ngx_http_retell_pg_dispatch_posted(ngx_event_t *ev)
 void
 ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
 {
+    ngx_int_t                   rc;
     ngx_msec_t                  hold;
     ngx_queue_t                *q;
     ngx_http_retell_pg_op_t    *op;
@@ -329,7 +330,23 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
             break;
         }
 
-        if (ngx_http_retell_pg_conn_open(pool) != NGX_OK) {
+        rc = ngx_http_retell_pg_conn_open(pool);
+
+        if (rc == NGX_DECLINED) {
+            /*
+             * failed inside PQconnectStart() (a Unix socket, a route, a
+             * refused bind): the next host at once, until every host
+             * has failed and the circuit opens
+             */
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            /* out of memory or worker_connections: try again soon */
+            if (!pool->probe.timer_set) {
+                ngx_add_timer(&pool->probe, NGX_HTTP_RETELL_PG_BACKOFF_MIN);
+            }
+
             break;
         }
     }
@@ -630,6 +647,12 @@ ngx_http_retell_pg_probe(ngx_event_t *ev)
         || ((ngx_exiting || ngx_quit) && pool->nwaiting == 0)
         || pool->connecting || pool->count >= pool->max)
     {
+        return;
+    }
+
+    if (!pool->down) {
+        /* again after a failure of this worker's own: memory, connections */
+        ngx_http_retell_pg_dispatch(pool);
         return;
     }
 

@@ -80,7 +80,7 @@ ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool)
 
         ngx_http_retell_pg_host_failed(pool, host);
 
-        return NGX_ERROR;
+        return NGX_DECLINED;
     }
 
     if (!ngx_queue_empty(&pool->free)) {
@@ -117,8 +117,8 @@ ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool)
     PQsetNoticeProcessor(pg, ngx_http_retell_pg_notice, conn);
 
     if (ngx_http_retell_pg_wrap(conn) != NGX_OK) {
+        /* worker_connections, not the host: the pool tries again later */
         ngx_http_retell_pg_conn_close(conn);
-        ngx_http_retell_pg_host_failed(pool, host);
         return NGX_ERROR;
     }
 

@@ -370,3 +370,25 @@ is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id = 'drain-
    "$name: applied once");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events WHERE call_id LIKE 'drain-_'}), 4, "$name: nothing applied twice");
 unlike(block_log(), qr/\[alert\]|\[crit\]|cancelled command was/, "$name: no alert, no drain timeout");
+
+
+
+=== TEST 11: the first host fails inside PQconnectStart() (a Unix socket that is not there): the next host is tried at once, the first delivery is applied
+libpq's first connect() runs inside PQconnectStart(); a failure there
+(ENOENT, EACCES, ENETUNREACH) must move on to the next host as a refused
+TCP connect does, not leave the delivery waiting out its budget.
+--- http_config eval
+my $pg = $Retell::PG;
+$pg =~ s{host=127\.0\.0\.1}{host=/nonexistent-retell-socket-dir,127.0.0.1};
+qq{retell_postgres "$pg";\nretell_postgres_pool 2;\nclient_body_buffer_size 30m;\n}
+--- extra_config
+retell_postgres_timeout 4s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($s, $b, $t) = post('/in', C(R('inbound-call_started'), 'sync-fail-1'));
+is($s, 200, "$name: the first delivery applied through the second host");
+cmp_ok($t, '<', 2, "$name: at once, not at its budget");
+like(block_log(), qr{retell postgres connection failed: .*nonexistent-retell-socket-dir}, "$name: the first host's failure logged");
+unlike(block_log(), qr/unreachable/, "$name: the circuit stays closed");
