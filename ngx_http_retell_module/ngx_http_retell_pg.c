@@ -28,6 +28,7 @@
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
 #define NGX_HTTP_RETELL_PG_RETRY_MAX      1000   /* deliveries waiting */
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* statements a connection */
+#define NGX_HTTP_RETELL_PG_YIELD_AGE      1000   /* drained before giving way */
 
 
 static ngx_msec_t ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool);
@@ -98,6 +99,10 @@ ngx_http_retell_pg_pool_create(ngx_cycle_t *cycle, ngx_array_t *hosts,
     pool->probe.data = pool;
     pool->probe.log = cycle->log;
     pool->probe.cancelable = 1;     /* never holds a worker's exit */
+
+    if (ngx_http_retell_pg_orphans_init(pool) != NGX_OK) {
+        return NULL;
+    }
 
     return pool;
 }
@@ -174,6 +179,27 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     }
 
     return NGX_OK;
+}
+
+
+/* the pool's own command, ahead of the deliveries */
+
+void
+ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op)
+{
+    op->pool = pool;
+    op->alone = 0;
+
+    ngx_http_retell_pg_arm(op);
+
+    ngx_queue_insert_head(&pool->waiting, &op->queue);
+    op->waiting = 1;
+    pool->nwaiting++;
+
+    if (!pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
 }
 
 
@@ -416,13 +442,15 @@ ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool)
  * within the pool's bound.  An answer that has not come may never come
  * (a host gone without closing its connections, a hung proxy), and a
  * connection that waits for it would hold its slot for the whole drain
- * timeout.  Its op is gone already; the server finishes or rolls back
- * the command on its own, as when the drain timer fires.
+ * timeout.  It gives way only after a second of draining (most answers
+ * come sooner) and only while its backend can be asked to stop: see
+ * ngx_http_retell_pg_orphan.c.
  */
 
 static ngx_int_t
 ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool)
 {
+    ngx_msec_t                  age;
     ngx_queue_t                *q;
     ngx_http_retell_pg_conn_t  *conn, *oldest;
 
@@ -444,24 +472,34 @@ ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool)
         }
     }
 
-    if (oldest == NULL) {
+    if (oldest == NULL || !ngx_http_retell_pg_orphans_room(pool)) {
+        /* a cancel that completes dispatches again */
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                  "retell postgres: closing a connection to \"%s:%s\" still "
-                  "draining a cancelled command after %M ms, for a waiting "
-                  "delivery", PQhost(oldest->pg), PQport(oldest->pg),
-                  (ngx_msec_t) (ngx_current_msec - oldest->detached));
+    age = ngx_current_msec - oldest->detached;
+
+    if (age < NGX_HTTP_RETELL_PG_YIELD_AGE) {
+        /* its answer may still come; the probe dispatches again then */
+
+        age = NGX_HTTP_RETELL_PG_YIELD_AGE - age;
+
+        if (!pool->probe.timer_set
+            || (ngx_msec_int_t) (pool->probe.timer.key
+                                 - (ngx_current_msec + age)) > 0)
+        {
+            ngx_add_timer(&pool->probe, age);
+        }
+
+        return NGX_DECLINED;
+    }
 
     /*
      * conn_close() deletes the drain timer and the socket's events: the
      * record goes to pool->free, and conn_open() may reuse it at once
      */
 
-    ngx_http_retell_pg_conn_close(oldest);
-
-    return NGX_OK;
+    return ngx_http_retell_pg_conn_abandon(oldest, "for a waiting delivery");
 }
 
 
@@ -644,15 +682,21 @@ ngx_http_retell_pg_probe(ngx_event_t *ev)
     /* an exiting worker still tries for the deliveries it holds */
 
     if (pool->closed || ngx_terminate
-        || ((ngx_exiting || ngx_quit) && pool->nwaiting == 0)
-        || pool->connecting || pool->count >= pool->max)
+        || ((ngx_exiting || ngx_quit) && pool->nwaiting == 0))
     {
         return;
     }
 
     if (!pool->down) {
-        /* again after a failure of this worker's own: memory, connections */
+        /*
+         * a draining connection may give way now, or again after a
+         * failure of this worker's own (memory, worker_connections)
+         */
         ngx_http_retell_pg_dispatch(pool);
+        return;
+    }
+
+    if (pool->connecting || pool->count >= pool->max) {
         return;
     }
 

@@ -211,6 +211,18 @@ ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
 
     conn->detached = ngx_current_msec;
     ngx_add_timer(&conn->timer, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
+
+    /*
+     * nginx's graceful exit closes idle connections: this one then asks
+     * its backend to stop rather than leave it running
+     */
+    conn->c->idle = 1;
+
+    /* the deliveries waiting may have it give way to a new connection */
+
+    if (conn->pool->nwaiting && !conn->pool->dispatch.posted) {
+        ngx_post_event(&conn->pool->dispatch, &ngx_posted_events);
+    }
 }
 
 
@@ -373,7 +385,21 @@ ngx_http_retell_pg_event_handler(ngx_event_t *ev)
             ngx_http_retell_pg_complete(op, NULL, "worker is shutting down");
         }
 
-        ngx_http_retell_pg_conn_close(conn);
+        /*
+         * a statement still running: its backend is asked to stop, and
+         * the exit waits for that, unless worker_shutdown_timeout ended
+         * the wait (c->error)
+         */
+
+        if (c->error
+            || conn->state == NGX_HTTP_RETELL_PG_IDLE
+            || conn->state == NGX_HTTP_RETELL_PG_CONNECTING
+            || ngx_http_retell_pg_conn_abandon(conn, "as the worker exits")
+               == NGX_DECLINED)
+        {
+            ngx_http_retell_pg_conn_close(conn);
+        }
+
         return;
     }
 
@@ -430,7 +456,14 @@ ngx_http_retell_pg_timer_handler(ngx_event_t *ev)
                       ? "not sent" : "not answered",
                       (ngx_msec_t) NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
 
-        ngx_http_retell_pg_conn_close(conn);
+        if (ngx_http_retell_pg_conn_abandon(conn, "at its drain timeout")
+            == NGX_DECLINED)
+        {
+            /* every cancel slot taken: once one is free */
+            ngx_add_timer(&conn->timer, 1000);
+            return;
+        }
+
         ngx_http_retell_pg_dispatch(pool);
         return;
     }

@@ -20,6 +20,9 @@
 #define NGX_HTTP_RETELL_PG_NAME_LEN    (sizeof("retell_") + 8)
 
 
+typedef struct ngx_http_retell_pg_orphan_s  ngx_http_retell_pg_orphan_t;
+
+
 typedef enum {
     NGX_HTTP_RETELL_PG_CONNECTING = 0,
     NGX_HTTP_RETELL_PG_IDLE,
@@ -95,6 +98,10 @@ struct ngx_http_retell_pg_pool_s {
     uint32_t                        crcs[NGX_HTTP_RETELL_PG_STATEMENTS];
     ngx_uint_t                      nstatements;
 
+    /* backends of connections given up, being asked to stop */
+    ngx_http_retell_pg_orphan_t    *orphans;    /* max of them */
+    ngx_uint_t                      norphans;
+
     ngx_log_t                      *log;
     ngx_pool_t                     *mem;
     unsigned                        down:1;
@@ -113,6 +120,8 @@ void ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error);
 void ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op);
 
 /* ngx_http_retell_pg_batch.c, for the pool */
 ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch(
@@ -131,6 +140,12 @@ void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
 void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
+
+/* ngx_http_retell_pg_orphan.c, for the pool and the connections */
+ngx_int_t ngx_http_retell_pg_orphans_init(ngx_http_retell_pg_pool_t *pool);
+ngx_int_t ngx_http_retell_pg_orphans_room(ngx_http_retell_pg_pool_t *pool);
+ngx_int_t ngx_http_retell_pg_conn_abandon(ngx_http_retell_pg_conn_t *conn,
+    const char *why);
 
 /* ngx_http_retell_pg_prepared.c, for the connections */
 ngx_int_t ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn);
