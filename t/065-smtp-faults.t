@@ -338,3 +338,26 @@ SKIP: {
     is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
     like(block_log(), qr/127\.0\.0\.1:\d+ failed, trying the next address/, "$name: the fallback logged");
 }
+
+
+
+=== TEST 17: an EHLO reply of 5 KB in one write (72 short lines, STARTTLS last) is parsed whole; the message goes out over TLS at the first attempt
+--- http_config eval: ::smtp_config(extra => ::tls_config())
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+my @ehlo = ('smtp-script.test greets you', (map { sprintf 'X-EXT-%03d %s', $_, 'a' x 60 } 0 .. 70), 'STARTTLS');
+my $size = 0;
+$size += 6 + length for @ehlo;
+cmp_ok($size, '>', 5000, "$name: the reply is larger than the 4 KB buffer");
+::script_start(script => { ehlo => { code => 250, text => \@ehlo } });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' || (::outbox()->{attempts} // 0) >= 2 }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent");
+is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+ok(::messages()->[0]{tls}, "$name: over TLS: the last line, past 4 KB, was read");
+unlike(block_log(), qr/reply line too long/, "$name: no line too long");
+
+
+
