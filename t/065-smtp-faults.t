@@ -341,6 +341,56 @@ SKIP: {
 
 
 
+=== TEST 14: 530 "Must issue a STARTTLS command first" to MAIL FROM is a configuration problem: temporary, sent once the server is put right
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'must-starttls-530', sessions => '1-2');
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 3, "$name: at the third attempt, after two 530s");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/not sent, will retry: 530 5\.7\.0 Must issue a STARTTLS/, "$name: kept and retried");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
+=== TEST 15: 530 "Authentication required" (a relay that wants AUTH, none configured) is temporary, sent once the relay is put right
+--- http_config eval: ::smtp_config(extra => "retell_smtp_trusted_certificate $::cert;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(script => { sessions => [ { sessions => '1-2', require_auth => JSON::PP::true() } ] });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 3, "$name: at the third attempt");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/not sent, will retry: 530 /, "$name: kept and retried");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
+=== TEST 16: a sender refused (550 to MAIL FROM, retell_smtp_from is configuration) is temporary
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(script => { mail => [ { sessions => 1, reply => '550 5.7.1 sender not allowed to relay' } ] });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 2, "$name: at the second attempt");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
 === TEST 17: an EHLO reply of 5 KB in one write (72 short lines, STARTTLS last) is parsed whole; the message goes out over TLS at the first attempt
 --- http_config eval: ::smtp_config(extra => ::tls_config())
 --- request
