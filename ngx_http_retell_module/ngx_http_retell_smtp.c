@@ -37,7 +37,9 @@ ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
                                 * (NGX_HTTP_RETELL_SMTP_STEPS + s->nrcpt));
 
     s->in = ngx_create_temp_buf(s->pool, NGX_HTTP_RETELL_SMTP_BUFFER);
-    if (s->in == NULL) {
+    s->retry = ngx_palloc(s->pool, s->nrcpt * sizeof(ngx_str_t));
+
+    if (s->in == NULL || s->retry == NULL) {
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                   "out of memory");
         return;

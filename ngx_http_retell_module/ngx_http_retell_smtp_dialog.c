@@ -5,7 +5,8 @@
  * every recipient, DATA, the end of data) can refuse it for good; every
  * other refusal is the server's or the configuration's (530 wherever it
  * comes, a 5xx to MAIL FROM: the sender is retell_smtp_from), and the
- * message is retried.
+ * message is retried.  Recipients refused with a 4xx while others were
+ * accepted are listed in s->retry, for a later session of their own.
  */
 
 
@@ -191,7 +192,8 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
             /* one refused recipient does not stop the others */
 
             if (code < 500) {
-                s->temporary_rejects++;
+                /* greylisting, a full mailbox, "452 too many recipients" */
+                s->retry[s->nretry++] = s->rcpt[s->next_rcpt - 1];
             }
 
             p = ngx_pnalloc(s->pool, s->rejected.len + 2
@@ -373,7 +375,7 @@ ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
     }
 
     if (s->accepted == 0) {
-        ngx_http_retell_smtp_fail(s, s->temporary_rejects
+        ngx_http_retell_smtp_fail(s, s->nretry
                                      ? NGX_HTTP_RETELL_SMTP_TEMPORARY
                                      : NGX_HTTP_RETELL_SMTP_PERMANENT,
                                   "no recipient accepted: %V", &s->rejected);
