@@ -1,8 +1,9 @@
 
 /*
- * The message of a claimed outbox row: its recipients (checked again),
- * a Message-ID stable for the row, so a receiver can recognise a message
- * sent twice, and the text from the pure formatter.
+ * The message of a claimed outbox row: its recipients (checked again;
+ * all of them in To:, those still to get it in RCPT TO), a Message-ID
+ * stable for the row, so a receiver can recognise a message sent twice,
+ * and the text from the pure formatter.
  */
 
 

@@ -2,8 +2,9 @@
 /*
  * SMTP client: one message per session, every step on nginx events with
  * a timer, modelled on the mail proxy's SMTP side.  Replies are read
- * whole (multi-line "250-" continuations included) before they are
- * looked at; writes, the DATA payload included, resume on write events.
+ * whole (multi-line "250-" continuations included, of any size, one line
+ * at most the buffer) before the dialog sees them; writes, the DATA
+ * payload included, resume on write events.
  */
 
 
