@@ -10,10 +10,12 @@
  * while the session runs, so the row of a worker that died is taken
  * again within about a minute; a session whose lease cannot be renewed
  * in time is ended before the lease runs out.  The lease is fenced: the
- * claim's attempt number is the token, and renewal and record match it,
- * so a worker that lost its lease can change nothing.  A delivery that
- * queues a row kicks its worker at once; a timer sweeps for retries and
- * leftovers.
+ * claim adds one to the row's lease_token, and renewal and record match
+ * it, so a worker that lost its lease can change nothing (whatever SQL
+ * did to attempts meanwhile).  Recipients refused with a 4xx while others
+ * were accepted stay in pending_recipients, the row pending: only they
+ * get the message at the next attempt.  A delivery that queues a row
+ * kicks its worker at once; a timer sweeps for retries and leftovers.
  */
 
 
@@ -37,12 +39,15 @@ static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
 static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
 static void ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
-static void ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob);
+static ngx_int_t ngx_http_retell_outbox_lease_held(
+    ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_lease_end(ngx_event_t *ev);
 static void ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob,
     ngx_uint_t result, const char *error);
 static void ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob);
+static ngx_int_t ngx_http_retell_outbox_retry_list(
+    ngx_http_retell_outbox_t *ob, ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
 static void ngx_http_retell_outbox_retry_record(ngx_event_t *ev);
@@ -80,12 +85,16 @@ static const char  ngx_http_retell_claim_sql[] =
     "), claimed AS ("
     "  UPDATE retell.email_outbox o"
     "     SET status = 'sending', attempts = o.attempts + 1,"
+    "         lease_token = o.lease_token + 1,"
     "         next_attempt_at = now() + $1::bigint * interval '1 ms'"
     "    FROM due WHERE o.id = due.id"
     "  RETURNING o.*"
     ")"
-    " SELECT o.id, o.attempts, o.reason,"
-    "        array_to_string(o.recipients, ','), c.call_id, c.direction,"
+    " SELECT o.id, o.lease_token, o.reason,"
+    "        array_to_string(o.recipients, ','),"
+    "        array_to_string(COALESCE(o.pending_recipients, o.recipients),"
+    "                        ','),"
+    "        c.call_id, c.direction,"
     "        co.name, t.id, t.status, cu.name,"
     "        COALESCE(cu.phone_display, c.customer_phone_display),"
     "        to_char(c.started_at AT TIME ZONE 'UTC',"
@@ -99,8 +108,11 @@ static const char  ngx_http_retell_claim_sql[] =
     "   JOIN retell.tickets t ON t.id = o.ticket_id"
     "   LEFT JOIN retell.customers cu ON cu.id = c.customer_id";
 
-#define NGX_HTTP_RETELL_CLAIM_FIELDS  21
 
+/*
+ * "partial": sent to some, a 4xx to the others ($9, "a,b"): the row stays
+ * pending for them alone, with backoff, within the attempt limit
+ */
 
 static const char  ngx_http_retell_record_sql[] =
     "UPDATE retell.email_outbox"
@@ -108,19 +120,38 @@ static const char  ngx_http_retell_record_sql[] =
     "                     WHEN $4 = 'permanent' OR attempts >= $6::int"
     "                     THEN 'failed' ELSE 'pending' END,"
     "       sent_at = CASE WHEN $4 = 'sent' THEN now() END,"
-    "       next_attempt_at = CASE WHEN $4 = 'temporary'"
+    "       next_attempt_at = CASE WHEN $4 IN ('temporary', 'partial')"
     "           THEN now() + least(power(2, attempts - 1) * $7::bigint,"
     "                              86400000) * interval '1 ms'"
     "           ELSE now() END,"
+    "       pending_recipients = CASE WHEN $4 = 'partial'"
+    "                                 THEN string_to_array($9, ',')"
+    "                                 WHEN $4 = 'sent' THEN NULL"
+    "                                 ELSE pending_recipients END,"
     "       last_error = $5, subject = $2, body = $3"
-    " WHERE id = $1::bigint AND status = 'sending' AND attempts = $8::int"
+    " WHERE id = $1::bigint AND status = 'sending'"
+    "   AND lease_token = $8::bigint"
     " RETURNING status, attempts";
+
+typedef enum {
+    NGX_HTTP_RETELL_RECORD_ID = 0,
+    NGX_HTTP_RETELL_RECORD_SUBJECT,
+    NGX_HTTP_RETELL_RECORD_BODY,
+    NGX_HTTP_RETELL_RECORD_OUTCOME,
+    NGX_HTTP_RETELL_RECORD_ERROR,
+    NGX_HTTP_RETELL_RECORD_MAX_ATTEMPTS,
+    NGX_HTTP_RETELL_RECORD_BACKOFF,
+    NGX_HTTP_RETELL_RECORD_TOKEN,
+    NGX_HTTP_RETELL_RECORD_RETRY,
+    NGX_HTTP_RETELL_RECORD_PARAMS
+} ngx_http_retell_record_param_e;
 
 
 static const char  ngx_http_retell_renew_sql[] =
     "UPDATE retell.email_outbox"
     "   SET next_attempt_at = now() + $3::bigint * interval '1 ms'"
-    " WHERE id = $1::bigint AND status = 'sending' AND attempts = $2::int"
+    " WHERE id = $1::bigint AND status = 'sending'"
+    "   AND lease_token = $2::bigint"
     " RETURNING id";
 
 
@@ -232,7 +263,8 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     ob->record_tries = 0;
 
     lease = ngx_pnalloc(ob->pool, 2 * (NGX_INT64_LEN + 1));
-    ob->values = ngx_pcalloc(ob->pool, 8 * sizeof(char *));
+    ob->values = ngx_pcalloc(ob->pool,
+                             NGX_HTTP_RETELL_RECORD_PARAMS * sizeof(char *));
 
     if (lease == NULL || ob->values == NULL) {
         ngx_http_retell_outbox_finish(ob);
@@ -264,6 +296,7 @@ static void
 ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
+    ngx_int_t                  rc;
     ngx_http_retell_outbox_t  *ob;
 
     ob = op->data;
@@ -284,24 +317,44 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    ob->id = ngx_http_retell_outbox_copy(ob->pool, res, 0);
-    ob->attempt = ngx_http_retell_outbox_copy(ob->pool, res, 1);
+    ob->id = ngx_http_retell_outbox_copy(ob->pool, res,
+                                         NGX_HTTP_RETELL_CLAIM_ID);
+    ob->token = ngx_http_retell_outbox_copy(ob->pool, res,
+                                            NGX_HTTP_RETELL_CLAIM_TOKEN);
 
-    if (ob->id.data == NULL || ob->attempt.data == NULL) {
+    if (ob->id.data == NULL || ob->token.data == NULL) {
         /* the lease runs out and the row is tried again */
         ngx_http_retell_outbox_finish(ob);
         return;
     }
 
-    if (ngx_http_retell_outbox_compose(ob, res) != NGX_OK) {
-        /* recorded, so a row that cannot be composed does not loop */
+    rc = ngx_http_retell_outbox_compose(ob, res);
+
+    if (rc == NGX_DECLINED) {
+        /* recorded, so a row that cannot be sent to anyone does not loop */
         ngx_http_retell_outbox_fail(ob, NGX_HTTP_RETELL_SMTP_PERMANENT,
-                                    ob->error.len ? (char *) ob->error.data
-                                    : "the message cannot be composed");
+                                    "no valid recipient");
         return;
     }
 
-    ngx_http_retell_outbox_lease_held(ob);
+    if (rc != NGX_OK) {
+        /* out of memory: nothing wrong with the row */
+        ngx_http_retell_outbox_fail(ob, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                    "the message cannot be composed");
+        return;
+    }
+
+    if (ngx_http_retell_outbox_lease_held(ob) != NGX_OK) {
+        /*
+         * the claim was answered so late (queued behind deliveries, a
+         * slow server) that the session could not finish a margin before
+         * the lease ends: none is started, the attempt is retried
+         */
+        ngx_http_retell_outbox_fail(ob, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                    "the claim came back with too little "
+                                    "of its lease left");
+        return;
+    }
 
     ngx_http_retell_smtp_send(ob->smtp);
 }
@@ -323,6 +376,17 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
     switch (s->result) {
 
     case NGX_HTTP_RETELL_SMTP_SENT:
+        if (s->nretry
+            && ngx_http_retell_outbox_retry_list(ob, s) == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                          "retell outbox %V (call \"%V\"): sent to %ui of "
+                          "%ui recipients, %ui to retry: %V", &ob->id,
+                          &ob->call_id, s->accepted, s->nrcpt, s->nretry,
+                          &s->rejected);
+            break;
+        }
+
         ngx_log_error(NGX_LOG_INFO, ob->log, 0,
                       "retell outbox %V (call \"%V\"): sent to %ui of %ui "
                       "recipients", &ob->id, &ob->call_id, s->accepted,
@@ -346,39 +410,93 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
 }
 
 
+/*
+ * ob->retry: the recipients refused with a 4xx, "a,b", as the claim
+ * lists them; NGX_ERROR when it cannot be made (then the row is recorded
+ * sent, as before this list existed, rather than sent twice)
+ */
+
+static ngx_int_t
+ngx_http_retell_outbox_retry_list(ngx_http_retell_outbox_t *ob,
+    ngx_http_retell_smtp_t *s)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
+
+    len = 0;
+
+    for (i = 0; i < s->nretry; i++) {
+        len += s->retry[i].len + 1;
+    }
+
+    p = ngx_pnalloc(ob->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ob->retry.data = p;
+
+    for (i = 0; i < s->nretry; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, s->retry[i].data, s->retry[i].len);
+    }
+
+    ob->retry.len = p - ob->retry.data;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
 {
-    u_char  *p;
+    u_char       *p;
+    const char  **v;
 
-    ob->values[0] = (char *) ob->id.data;
-    ob->values[1] = ob->subject.len
-                    ? ngx_http_retell_outbox_cstr(ob->pool, &ob->subject)
-                    : NULL;
-    ob->values[2] = ob->text.len
-                    ? ngx_http_retell_outbox_cstr(ob->pool, &ob->text)
-                    : NULL;
-    ob->values[7] = (char *) ob->attempt.data;
+    v = ob->values;
+
+    v[NGX_HTTP_RETELL_RECORD_ID] = (char *) ob->id.data;
+    v[NGX_HTTP_RETELL_RECORD_SUBJECT] =
+        ob->subject.len ? ngx_http_retell_outbox_cstr(ob->pool, &ob->subject)
+                        : NULL;
+    v[NGX_HTTP_RETELL_RECORD_BODY] =
+        ob->text.len ? ngx_http_retell_outbox_cstr(ob->pool, &ob->text)
+                     : NULL;
+    v[NGX_HTTP_RETELL_RECORD_TOKEN] = (char *) ob->token.data;
+    v[NGX_HTTP_RETELL_RECORD_RETRY] = NULL;
 
     switch (ob->result) {
 
     case NGX_HTTP_RETELL_SMTP_SENT:
-        ob->values[3] = "sent";
+        if (ob->retry.len) {
+            v[NGX_HTTP_RETELL_RECORD_OUTCOME] = "partial";
+            v[NGX_HTTP_RETELL_RECORD_RETRY] =
+                ngx_http_retell_outbox_cstr(ob->pool, &ob->retry);
+
+        } else {
+            v[NGX_HTTP_RETELL_RECORD_OUTCOME] = "sent";
+        }
 
         /* the recipients refused along the way, if any */
-        ob->values[4] = ob->rejected.len
-                        ? ngx_http_retell_outbox_cstr(ob->pool, &ob->rejected)
-                        : NULL;
+        v[NGX_HTTP_RETELL_RECORD_ERROR] =
+            ob->rejected.len
+            ? ngx_http_retell_outbox_cstr(ob->pool, &ob->rejected) : NULL;
         break;
 
     case NGX_HTTP_RETELL_SMTP_TEMPORARY:
-        ob->values[3] = "temporary";
-        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
+        v[NGX_HTTP_RETELL_RECORD_OUTCOME] = "temporary";
+        v[NGX_HTTP_RETELL_RECORD_ERROR] =
+            ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
         break;
 
     default:
-        ob->values[3] = "permanent";
-        ob->values[4] = ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
+        v[NGX_HTTP_RETELL_RECORD_OUTCOME] = "permanent";
+        v[NGX_HTTP_RETELL_RECORD_ERROR] =
+            ngx_http_retell_outbox_cstr(ob->pool, &ob->error);
         break;
     }
 
@@ -388,15 +506,16 @@ ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
         return;
     }
 
-    ob->values[5] = (char *) p;
+    v[NGX_HTTP_RETELL_RECORD_MAX_ATTEMPTS] = (char *) p;
     p = ngx_sprintf(p, "%ui", ob->rmcf->smtp_max_attempts);
     *p++ = '\0';
-    ob->values[6] = (char *) p;
+    v[NGX_HTTP_RETELL_RECORD_BACKOFF] = (char *) p;
     *ngx_sprintf(p, "%M", ob->rmcf->smtp_backoff) = '\0';
 
     /* idempotent: it matches only a row still "sending" */
 
-    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql, 8, 1,
+    if (ngx_http_retell_outbox_query(ob, ngx_http_retell_record_sql,
+                                     NGX_HTTP_RETELL_RECORD_PARAMS, 1,
                                      ngx_http_retell_outbox_recorded)
         != NGX_OK)
     {
@@ -498,7 +617,7 @@ ngx_http_retell_outbox_renew(ngx_event_t *ev)
     *ngx_sprintf(p, "%M", ob->lease) = '\0';
 
     ob->renew_values[0] = (char *) ob->id.data;
-    ob->renew_values[1] = (char *) ob->attempt.data;
+    ob->renew_values[1] = (char *) ob->token.data;
     ob->renew_values[2] = (char *) p;
 
     ngx_memzero(&ob->renew_op, sizeof(ngx_http_retell_pg_op_t));
@@ -555,23 +674,36 @@ ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    ngx_http_retell_outbox_lease_held(ob);
+    if (ngx_http_retell_outbox_lease_held(ob) != NGX_OK) {
+        /* renewed too late to hold it for a margin more */
+        ngx_http_retell_outbox_lease_end(&ob->lease_end);
+    }
 }
 
 
 /*
  * The lease is held for one lease from when the claim or the last renewal
- * left: renewed while the session runs, and the session ends before it
- * could run out
+ * left: renewed while the session runs, and the session ends a margin
+ * before it could run out.  Signed: an answer that took longer than the
+ * lease less the margin leaves no time, NGX_DECLINED.
  */
 
-static void
+static ngx_int_t
 ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob)
 {
+    ngx_msec_int_t  left;
+
+    left = (ngx_msec_int_t) (ob->lease - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob))
+           - (ngx_msec_int_t) (ngx_current_msec - ob->renew_sent);
+
+    if (left <= 0) {
+        return NGX_DECLINED;
+    }
+
     ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
-    ngx_add_timer(&ob->lease_end, ob->lease
-                                  - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)
-                                  - (ngx_current_msec - ob->renew_sent));
+    ngx_add_timer(&ob->lease_end, (ngx_msec_t) left);
+
+    return NGX_OK;
 }
 
 
@@ -660,6 +792,7 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
 
     ngx_str_null(&ob->error);
     ngx_str_null(&ob->rejected);
+    ngx_str_null(&ob->retry);
     ngx_str_null(&ob->subject);
     ngx_str_null(&ob->text);
 

@@ -13,6 +13,34 @@
 #include "ngx_http_retell_module.h"
 
 
+/* the claim's columns, in the order of its SELECT (outbox.c) */
+typedef enum {
+    NGX_HTTP_RETELL_CLAIM_ID = 0,
+    NGX_HTTP_RETELL_CLAIM_TOKEN,              /* the lease's fence */
+    NGX_HTTP_RETELL_CLAIM_REASON,
+    NGX_HTTP_RETELL_CLAIM_RECIPIENTS,         /* all: the To: header */
+    NGX_HTTP_RETELL_CLAIM_SEND_TO,            /* those still to get it */
+    NGX_HTTP_RETELL_CLAIM_CALL_ID,
+    NGX_HTTP_RETELL_CLAIM_DIRECTION,
+    NGX_HTTP_RETELL_CLAIM_COMPANY_NAME,
+    NGX_HTTP_RETELL_CLAIM_TICKET_ID,
+    NGX_HTTP_RETELL_CLAIM_TICKET_STATUS,
+    NGX_HTTP_RETELL_CLAIM_CUSTOMER_NAME,
+    NGX_HTTP_RETELL_CLAIM_CUSTOMER_PHONE,
+    NGX_HTTP_RETELL_CLAIM_STARTED_AT,
+    NGX_HTTP_RETELL_CLAIM_DURATION_MS,
+    NGX_HTTP_RETELL_CLAIM_DISCONNECTION_REASON,
+    NGX_HTTP_RETELL_CLAIM_CALL_SUMMARY,
+    NGX_HTTP_RETELL_CLAIM_USER_SENTIMENT,
+    NGX_HTTP_RETELL_CLAIM_CALL_SUCCESSFUL,
+    NGX_HTTP_RETELL_CLAIM_IN_VOICEMAIL,
+    NGX_HTTP_RETELL_CLAIM_CUSTOM_ANALYSIS,
+    NGX_HTTP_RETELL_CLAIM_TRANSCRIPT,
+    NGX_HTTP_RETELL_CLAIM_RECORDING_URL,
+    NGX_HTTP_RETELL_CLAIM_FIELDS
+} ngx_http_retell_claim_field_e;
+
+
 typedef struct {
     ngx_http_retell_main_conf_t  *rmcf;
     ngx_log_t                    *log;
@@ -32,7 +60,7 @@ typedef struct {
     ngx_msec_t                    lease;
 
     ngx_str_t                     id;
-    ngx_str_t                     attempt;     /* the lease's fence token */
+    ngx_str_t                     token;       /* the lease's fence */
     ngx_str_t                     call_id;
     ngx_str_t                     subject;
     ngx_str_t                     text;
@@ -42,6 +70,7 @@ typedef struct {
     ngx_uint_t                    result;
     ngx_str_t                     error;
     ngx_str_t                     rejected;
+    ngx_str_t                     retry;       /* "a,b": 4xx, to retry */
 
     unsigned                      busy:1;
     unsigned                      again:1;     /* kicked while busy */
@@ -49,7 +78,7 @@ typedef struct {
 } ngx_http_retell_outbox_t;
 
 
-/* ngx_http_retell_outbox_mail.c */
+/* ngx_http_retell_outbox_mail.c: NGX_DECLINED when no recipient is valid */
 ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
     PGresult *res);
 ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res,

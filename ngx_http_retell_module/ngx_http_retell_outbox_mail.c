@@ -1,8 +1,9 @@
 
 /*
- * The message of a claimed outbox row: its recipients (checked again),
- * a Message-ID stable for the row, so a receiver can recognise a message
- * sent twice, and the text from the pure formatter.
+ * The message of a claimed outbox row: its recipients (checked again;
+ * all of them in To:, those still to get it in RCPT TO), a Message-ID
+ * stable for the row, so a receiver can recognise a message sent twice,
+ * and the text from the pure formatter.
  */
 
 
@@ -10,17 +11,69 @@
 #include "ngx_http_retell_mail.h"
 
 
+static ngx_int_t ngx_http_retell_outbox_field(ngx_pool_t *pool,
+    PGresult *res, int field, ngx_http_retell_str_t *to);
+static ngx_int_t ngx_http_retell_outbox_addresses(
+    ngx_http_retell_outbox_t *ob, ngx_str_t *list, ngx_str_t **addr,
+    ngx_uint_t *n);
 static void *ngx_http_retell_outbox_palloc(void *pool, size_t size);
 
+
+/* the message of the claimed row in res; its values, in order */
+
+static const struct {
+    size_t  offset;
+    int     field;
+} ngx_http_retell_outbox_fields[] = {
+    { offsetof(ngx_http_retell_mail_t, reason),
+      NGX_HTTP_RETELL_CLAIM_REASON },
+    { offsetof(ngx_http_retell_mail_t, direction),
+      NGX_HTTP_RETELL_CLAIM_DIRECTION },
+    { offsetof(ngx_http_retell_mail_t, company_name),
+      NGX_HTTP_RETELL_CLAIM_COMPANY_NAME },
+    { offsetof(ngx_http_retell_mail_t, ticket_id),
+      NGX_HTTP_RETELL_CLAIM_TICKET_ID },
+    { offsetof(ngx_http_retell_mail_t, ticket_status),
+      NGX_HTTP_RETELL_CLAIM_TICKET_STATUS },
+    { offsetof(ngx_http_retell_mail_t, customer_name),
+      NGX_HTTP_RETELL_CLAIM_CUSTOMER_NAME },
+    { offsetof(ngx_http_retell_mail_t, customer_phone),
+      NGX_HTTP_RETELL_CLAIM_CUSTOMER_PHONE },
+    { offsetof(ngx_http_retell_mail_t, started_at),
+      NGX_HTTP_RETELL_CLAIM_STARTED_AT },
+    { offsetof(ngx_http_retell_mail_t, duration_ms),
+      NGX_HTTP_RETELL_CLAIM_DURATION_MS },
+    { offsetof(ngx_http_retell_mail_t, disconnection_reason),
+      NGX_HTTP_RETELL_CLAIM_DISCONNECTION_REASON },
+    { offsetof(ngx_http_retell_mail_t, call_summary),
+      NGX_HTTP_RETELL_CLAIM_CALL_SUMMARY },
+    { offsetof(ngx_http_retell_mail_t, user_sentiment),
+      NGX_HTTP_RETELL_CLAIM_USER_SENTIMENT },
+    { offsetof(ngx_http_retell_mail_t, call_successful),
+      NGX_HTTP_RETELL_CLAIM_CALL_SUCCESSFUL },
+    { offsetof(ngx_http_retell_mail_t, in_voicemail),
+      NGX_HTTP_RETELL_CLAIM_IN_VOICEMAIL },
+    { offsetof(ngx_http_retell_mail_t, custom_analysis_data),
+      NGX_HTTP_RETELL_CLAIM_CUSTOM_ANALYSIS },
+    { offsetof(ngx_http_retell_mail_t, transcript),
+      NGX_HTTP_RETELL_CLAIM_TRANSCRIPT },
+    { offsetof(ngx_http_retell_mail_t, recording_url),
+      NGX_HTTP_RETELL_CLAIM_RECORDING_URL }
+};
+
+
+/*
+ * NGX_OK with ob->smtp ready; NGX_DECLINED when no recipient is valid
+ * (the row can never be sent); NGX_ERROR when memory ran out (it can,
+ * later)
+ */
 
 ngx_int_t
 ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 {
-    u_char                       *p, *at, *last, c;
-    u_char                        shown[64];
-    size_t                        k;
-    ngx_str_t                     recipients, message, *rcpt;
-    ngx_uint_t                    n;
+    u_char                       *p, *at, c;
+    ngx_str_t                     recipients, send_to, message, *to, *rcpt;
+    ngx_uint_t                    i, n, nto;
     ngx_pool_t                   *pool;
     ngx_http_retell_mail_t        m;
     ngx_http_retell_smtp_t       *s;
@@ -31,102 +84,57 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 
     ngx_memzero(&m, sizeof(ngx_http_retell_mail_t));
 
-    recipients = ngx_http_retell_outbox_copy(pool, res, 3);
-    ob->call_id = ngx_http_retell_outbox_copy(pool, res, 4);
+    recipients = ngx_http_retell_outbox_copy(pool, res,
+                                             NGX_HTTP_RETELL_CLAIM_RECIPIENTS);
+    send_to = ngx_http_retell_outbox_copy(pool, res,
+                                          NGX_HTTP_RETELL_CLAIM_SEND_TO);
+    ob->call_id = ngx_http_retell_outbox_copy(pool, res,
+                                              NGX_HTTP_RETELL_CLAIM_CALL_ID);
 
-#define copy(f, i)                                                            \
-    {                                                                         \
-        ngx_str_t  v = ngx_http_retell_outbox_copy(pool, res, i);             \
-        m.f.len = v.len;                                                      \
-        m.f.data = v.data;                                                    \
+    if (recipients.data == NULL || send_to.data == NULL
+        || ob->call_id.data == NULL)
+    {
+        return NGX_ERROR;
     }
 
-    copy(reason, 2);
-    copy(direction, 5);
-    copy(company_name, 6);
-    copy(ticket_id, 7);
-    copy(ticket_status, 8);
-    copy(customer_name, 9);
-    copy(customer_phone, 10);
-    copy(started_at, 11);
-    copy(duration_ms, 12);
-    copy(disconnection_reason, 13);
-    copy(call_summary, 14);
-    copy(user_sentiment, 15);
-    copy(call_successful, 16);
-    copy(in_voicemail, 17);
-    copy(custom_analysis_data, 18);
-    copy(transcript, 19);
-    copy(recording_url, 20);
-
-#undef copy
-
-    if (recipients.data == NULL || ob->call_id.data == NULL) {
-        return NGX_ERROR;
+    for (i = 0; i < sizeof(ngx_http_retell_outbox_fields)
+                    / sizeof(ngx_http_retell_outbox_fields[0]); i++)
+    {
+        if (ngx_http_retell_outbox_field(pool, res,
+                                         ngx_http_retell_outbox_fields[i].field,
+                                         (ngx_http_retell_str_t *)
+                                         ((u_char *) &m
+                                          + ngx_http_retell_outbox_fields[i]
+                                            .offset))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     m.call_id.data = ob->call_id.data;
     m.call_id.len = ob->call_id.len;
 
-    /* the recipients, validated when the row was queued */
+    /*
+     * To: every recipient, the same message each time; RCPT TO: those
+     * still to get it (all but after a partial refusal)
+     */
 
-    n = 1;
-    for (p = recipients.data; p < recipients.data + recipients.len; p++) {
-        if (*p == ',') {
-            n++;
-        }
-    }
-
-    rcpt = ngx_pcalloc(pool, n * sizeof(ngx_str_t));
-    m.to = ngx_pcalloc(pool, n * sizeof(ngx_http_retell_str_t));
-    if (rcpt == NULL || m.to == NULL) {
+    if (ngx_http_retell_outbox_addresses(ob, &recipients, &to, &nto)
+        != NGX_OK
+        || ngx_http_retell_outbox_addresses(ob, &send_to, &rcpt, &n)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    n = 0;
-    p = recipients.data;
-    last = recipients.data + recipients.len;
-
-    while (p < last) {
-        at = ngx_strlchr(p, last, ',');
-        if (at == NULL) {
-            at = last;
-        }
-
-        /*
-         * checked when the row was queued; again here, since a row
-         * changed by hand must not put a line end into RCPT TO
-         */
-
-        if (ngx_http_retell_mail_valid_address(p, at - p)) {
-            rcpt[n].data = p;
-            rcpt[n].len = at - p;
-            m.to[n].data = p;
-            m.to[n].len = at - p;
-            n++;
-
-        } else {
-            /* logged without its line ends or other control bytes */
-
-            for (k = 0; k < (size_t) (at - p) && k < sizeof(shown); k++) {
-                shown[k] = (p[k] >= 0x20 && p[k] < 0x7f) ? p[k] : '?';
-            }
-
-            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
-                          "retell outbox %V (call \"%V\"): invalid "
-                          "recipient \"%*s\" skipped", &ob->id, &ob->call_id,
-                          k, shown);
-        }
-
-        p = at + 1;
+    if (n == 0 || nto == 0) {
+        return NGX_DECLINED;
     }
 
-    if (n == 0) {
-        ngx_str_set(&ob->error, "no valid recipient");
-        return NGX_ERROR;
-    }
+    m.to = (ngx_http_retell_str_t *) to;
+    m.nto = nto;
 
-    m.nto = n;
     m.from.data = rmcf->smtp_from.data;
     m.from.len = rmcf->smtp_from.len;
     m.date = ngx_time();
@@ -145,8 +153,8 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
 
     p = ngx_sprintf(m.message_id.data, "retell-outbox-%V.", &ob->id);
 
-    for (n = 0; n < ob->call_id.len; n++) {
-        c = ob->call_id.data[n];
+    for (i = 0; i < ob->call_id.len; i++) {
+        c = ob->call_id.data[i];
         *p++ = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
                 || (c >= '0' && c <= '9') || c == '-' || c == '_') ? c : '_';
     }
@@ -198,11 +206,98 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
     s->conf = &rmcf->smtp;
     s->from = rmcf->smtp_from;
     s->rcpt = rcpt;
-    s->nrcpt = m.nto;
+    s->nrcpt = n;
     s->handler = ngx_http_retell_outbox_sent;
     s->handler_data = ob;
 
     ob->smtp = s;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_retell_outbox_field(ngx_pool_t *pool, PGresult *res, int field,
+    ngx_http_retell_str_t *to)
+{
+    ngx_str_t  v;
+
+    v = ngx_http_retell_outbox_copy(pool, res, field);
+
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    to->data = v.data;
+    to->len = v.len;
+
+    return NGX_OK;
+}
+
+
+/* "a,b,c" as the claim gives it: the valid addresses, in *addr */
+
+static ngx_int_t
+ngx_http_retell_outbox_addresses(ngx_http_retell_outbox_t *ob,
+    ngx_str_t *list, ngx_str_t **addr, ngx_uint_t *n)
+{
+    u_char      *p, *at, *last;
+    u_char       shown[64];
+    size_t       k;
+    ngx_str_t   *a;
+    ngx_uint_t   i;
+
+    i = 1;
+    last = list->data + list->len;
+
+    for (p = list->data; p < last; p++) {
+        if (*p == ',') {
+            i++;
+        }
+    }
+
+    a = ngx_pcalloc(ob->pool, i * sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    i = 0;
+    p = list->data;
+
+    while (p < last) {
+        at = ngx_strlchr(p, last, ',');
+        if (at == NULL) {
+            at = last;
+        }
+
+        /*
+         * checked when the row was queued; again here, since a row
+         * changed by hand must not put a line end into RCPT TO
+         */
+
+        if (ngx_http_retell_mail_valid_address(p, at - p)) {
+            a[i].data = p;
+            a[i].len = at - p;
+            i++;
+
+        } else {
+            /* logged without its line ends or other control bytes */
+
+            for (k = 0; k < (size_t) (at - p) && k < sizeof(shown); k++) {
+                shown[k] = (p[k] >= 0x20 && p[k] < 0x7f) ? p[k] : '?';
+            }
+
+            ngx_log_error(NGX_LOG_WARN, ob->log, 0,
+                          "retell outbox %V (call \"%V\"): invalid "
+                          "recipient \"%*s\" skipped", &ob->id, &ob->call_id,
+                          k, shown);
+        }
+
+        p = at + 1;
+    }
+
+    *addr = a;
+    *n = i;
 
     return NGX_OK;
 }

@@ -2,8 +2,9 @@
 /*
  * SMTP client: one message per session, every step on nginx events with
  * a timer, modelled on the mail proxy's SMTP side.  Replies are read
- * whole (multi-line "250-" continuations included) before they are
- * looked at; writes, the DATA payload included, resume on write events.
+ * whole (multi-line "250-" continuations included, of any size, one line
+ * at most the buffer) before the dialog sees them; writes, the DATA
+ * payload included, resume on write events.
  */
 
 
@@ -18,6 +19,8 @@ static void ngx_http_retell_smtp_deadline(ngx_event_t *ev);
 static void ngx_http_retell_smtp_write_handler(ngx_event_t *wev);
 static void ngx_http_retell_smtp_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s);
+static ngx_int_t ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s);
+static ngx_int_t ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s);
 #if (NGX_SSL)
 static void ngx_http_retell_smtp_handshaked(ngx_connection_t *c);
 #endif
@@ -35,7 +38,9 @@ ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
                                 * (NGX_HTTP_RETELL_SMTP_STEPS + s->nrcpt));
 
     s->in = ngx_create_temp_buf(s->pool, NGX_HTTP_RETELL_SMTP_BUFFER);
-    if (s->in == NULL) {
+    s->retry = ngx_palloc(s->pool, s->nrcpt * sizeof(ngx_str_t));
+
+    if (s->in == NULL || s->retry == NULL) {
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                   "out of memory");
         return;
@@ -242,22 +247,42 @@ ngx_http_retell_smtp_read_handler(ngx_event_t *rev)
 }
 
 
-/* NGX_OK when a whole reply is in s->code and s->error */
+/*
+ * NGX_OK when a whole reply is in s->code and s->error.  The socket is
+ * read until it is empty, so that bytes after the reply are seen (the
+ * client never pipelines); when the buffer fills first, the complete
+ * lines in it are parsed and dropped, and only a single line longer than
+ * the buffer is too long, whatever the size of the reply.
+ */
 
 static ngx_int_t
 ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 {
-    u_char            *p, *line, *nl;
     ssize_t            n;
     ngx_buf_t         *b;
+    ngx_int_t          rc;
     ngx_connection_t  *c;
 
     c = s->peer.connection;
     b = s->in;
+    rc = NGX_AGAIN;
 
     for ( ;; ) {
 
         if (b->last == b->end) {
+
+            if (rc == NGX_AGAIN) {
+                rc = ngx_http_retell_smtp_parse_lines(s);
+
+                if (rc == NGX_ERROR) {
+                    return NGX_ERROR;
+                }
+            }
+
+            if (rc == NGX_OK && b->pos != b->last) {
+                return ngx_http_retell_smtp_unasked(s);
+            }
+
             if (b->pos == b->start) {
                 ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                           "reply line too long");
@@ -286,6 +311,40 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         b->last += n;
     }
+
+    if (rc == NGX_AGAIN) {
+        rc = ngx_http_retell_smtp_parse_lines(s);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (b->pos != b->last) {
+        return ngx_http_retell_smtp_unasked(s);
+    }
+
+    b->pos = b->start;
+    b->last = b->start;
+
+    return NGX_OK;
+}
+
+
+/*
+ * the complete lines from b->pos on: NGX_OK at the reply's last line
+ * (s->code and s->error set, b->pos after it), NGX_AGAIN when the reply
+ * goes on past them
+ */
+
+static ngx_int_t
+ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s)
+{
+    u_char     *p, *line, *nl;
+    size_t      n;
+    ngx_buf_t  *b;
+
+    b = s->in;
 
     for ( ;; ) {
         nl = ngx_strlchr(b->pos, b->last, '\n');
@@ -326,7 +385,7 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         /* the last line names the reply in logs and in the outbox */
 
-        n = ngx_min(nl - line, NGX_HTTP_RETELL_SMTP_ERROR);
+        n = ngx_min((size_t) (nl - line), NGX_HTTP_RETELL_SMTP_ERROR);
 
         s->error.data = ngx_pnalloc(s->pool, n);
         if (s->error.data == NULL) {
@@ -341,28 +400,28 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         s->error.len = n;
 
-        /*
-         * the client never pipelines: anything after the reply it waits
-         * for was not asked for, and must never be taken as the next
-         * reply (after STARTTLS that would be plaintext read as if TLS
-         * protected it: the CVE-2011-0411 class)
-         */
-
-        if (b->pos != b->last) {
-            ngx_http_retell_smtp_refused(s, "protocol");
-            ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                      "%V sent data after its reply to %s",
-                                      s->peer.name,
-                                      s->state == ngx_smtp_starttls
-                                      ? "STARTTLS" : "a command");
-            return NGX_ERROR;
-        }
-
-        b->pos = b->start;
-        b->last = b->start;
-
         return NGX_OK;
     }
+}
+
+
+/*
+ * the client never pipelines: anything after the reply it waits for was
+ * not asked for, and must never be taken as the next reply (after
+ * STARTTLS that would be plaintext read as if TLS protected it: the
+ * CVE-2011-0411 class)
+ */
+
+static ngx_int_t
+ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
+{
+    ngx_http_retell_smtp_refused(s, "protocol");
+    ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                              "%V sent data after its reply to %s",
+                              s->peer.name,
+                              s->state == ngx_smtp_starttls
+                              ? "STARTTLS" : "a command");
+    return NGX_ERROR;
 }
 
 

@@ -72,6 +72,8 @@ struct ngx_http_retell_smtp_s {
     ngx_str_t                       error;         /* the last reply or why */
     ngx_uint_t                      accepted;      /* recipients */
     ngx_str_t                       rejected;      /* "addr: reply; ..." */
+    ngx_str_t                      *retry;         /* refused with a 4xx */
+    ngx_uint_t                      nretry;
 
     /* the session */
     ngx_peer_connection_t           peer;
@@ -82,7 +84,6 @@ struct ngx_http_retell_smtp_s {
     ngx_uint_t                      state;
     ngx_uint_t                      next_rcpt;
     ngx_uint_t                      code;          /* of the last reply */
-    ngx_uint_t                      temporary_rejects;
 
     unsigned                        tls:1;
     unsigned                        connected:1;

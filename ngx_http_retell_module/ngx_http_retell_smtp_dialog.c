@@ -1,9 +1,12 @@
 
 /*
  * The SMTP dialog: what the client sends after each reply, and what a
- * reply means for the message.  Only the message's own steps (MAIL, RCPT,
- * DATA, the end of data) can refuse it for good; every other refusal is
- * the server's or the configuration's, and the message is retried.
+ * reply means for the message.  Only the message's own steps (RCPT for
+ * every recipient, DATA, the end of data) can refuse it for good; every
+ * other refusal is the server's or the configuration's (530 wherever it
+ * comes, a 5xx to MAIL FROM: the sender is retell_smtp_from), and the
+ * message is retried.  Recipients refused with a 4xx while others were
+ * accepted are listed in s->retry, for a later session of their own.
  */
 
 
@@ -12,6 +15,7 @@
 
 static void ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s);
+static const char *ngx_http_retell_smtp_step(ngx_uint_t state);
 static u_char *ngx_http_retell_smtp_base64(ngx_pool_t *pool, u_char *data,
     size_t len);
 
@@ -180,11 +184,16 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         if (code == 250 || code == 251) {
             s->accepted++;
 
+        } else if (code == 530) {
+            /* TLS or AUTH wanted: the session's refusal, not the address's */
+            break;
+
         } else {
             /* one refused recipient does not stop the others */
 
             if (code < 500) {
-                s->temporary_rejects++;
+                /* greylisting, a full mailbox, "452 too many recipients" */
+                s->retry[s->nretry++] = s->rcpt[s->next_rcpt - 1];
             }
 
             p = ngx_pnalloc(s->pool, s->rejected.len + 2
@@ -242,12 +251,23 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
     }
 
     /*
-     * only the message's own steps (MAIL, DATA, the end of data) refuse it
+     * only the message's own steps (RCPT, DATA, the end of data) refuse it
      * for good: a refused greeting, EHLO, STARTTLS or AUTH is about the
      * server or this configuration (a rotated password, a relay that is
      * overloaded or wants TLS), and the message goes out once that is put
-     * right
+     * right.  So is a 530 at any step ("Must issue a STARTTLS command
+     * first", "Authentication required": servers say it to MAIL, not to
+     * EHLO) and a 5xx to MAIL FROM, whose address is retell_smtp_from.
      */
+
+    if (s->state >= ngx_smtp_mail
+        && (code == 530 || (code >= 500 && s->state == ngx_smtp_mail)))
+    {
+        ngx_http_retell_smtp_refused(s, ngx_http_retell_smtp_step(s->state));
+        ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY, "%V",
+                                  &s->error);
+        return;
+    }
 
     result = (code >= 500 && s->state >= ngx_smtp_mail)
              ? NGX_HTTP_RETELL_SMTP_PERMANENT : NGX_HTTP_RETELL_SMTP_TEMPORARY;
@@ -355,7 +375,7 @@ ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
     }
 
     if (s->accepted == 0) {
-        ngx_http_retell_smtp_fail(s, s->temporary_rejects
+        ngx_http_retell_smtp_fail(s, s->nretry
                                      ? NGX_HTTP_RETELL_SMTP_TEMPORARY
                                      : NGX_HTTP_RETELL_SMTP_PERMANENT,
                                   "no recipient accepted: %V", &s->rejected);
@@ -363,6 +383,31 @@ ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
     }
 
     ngx_http_retell_smtp_command(s, ngx_smtp_data, "DATA\r\n");
+}
+
+
+/* the step a reply answered, in the log's words */
+
+static const char *
+ngx_http_retell_smtp_step(ngx_uint_t state)
+{
+    switch (state) {
+
+    case ngx_smtp_mail:
+        return "MAIL FROM";
+
+    case ngx_smtp_rcpt:
+        return "RCPT TO";
+
+    case ngx_smtp_data:
+        return "DATA";
+
+    case ngx_smtp_body:
+        return "the end of data";
+
+    default:
+        return "QUIT";
+    }
 }
 
 

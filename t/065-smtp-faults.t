@@ -338,3 +338,148 @@ SKIP: {
     is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
     like(block_log(), qr/127\.0\.0\.1:\d+ failed, trying the next address/, "$name: the fallback logged");
 }
+
+
+
+=== TEST 13: greylisting: 451 to one recipient of two; it gets the email at a later attempt, the accepted one is not sent it again
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'rcpt-451', sessions => '1', args => [ '--match', '^leasing@' ]);
+Retell::queue_rows(1, recipients => '{ops@parkview.test,leasing@parkview.test}');
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ && ::outbox()->{attempts} >= 2
+                  || @{ ::sessions() } >= 3 }, 15), "$name: a second attempt");
+is(::outbox()->{status}, 'sent', "$name: sent in the end");
+is(::outbox()->{attempts}, 2, "$name: at the second attempt");
+# counted at the server: each (Message-ID, recipient) once
+my %got;
+for my $m (@{ ::messages() }) { $got{"$m->{message_id} $_"}++ for @{ $m->{rcpt_tos} } }
+my ($mid) = keys %{ ::by_message_id() };
+is_deeply(\%got, { "$mid ops\@parkview.test" => 1, "$mid leasing\@parkview.test" => 1 },
+          "$name: each recipient exactly once, one Message-ID") or diag(Test::More::explain(\%got));
+is_deeply(::sessions()->[-1]{transactions}[0]{rcpt_tos}, [ 'leasing@parkview.test' ],
+          "$name: the second session addressed only the refused recipient");
+like(block_log(), qr/sent to 1 of 2 recipients, 1 to retry/, "$name: logged as partial");
+
+
+
+=== TEST 14: 530 "Must issue a STARTTLS command first" to MAIL FROM is a configuration problem: temporary, sent once the server is put right
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'must-starttls-530', sessions => '1-2');
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 3, "$name: at the third attempt, after two 530s");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/not sent, will retry: 530 5\.7\.0 Must issue a STARTTLS/, "$name: kept and retried");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
+=== TEST 15: 530 "Authentication required" (a relay that wants AUTH, none configured) is temporary, sent once the relay is put right
+--- http_config eval: ::smtp_config(extra => "retell_smtp_trusted_certificate $::cert;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(script => { sessions => [ { sessions => '1-2', require_auth => JSON::PP::true() } ] });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 3, "$name: at the third attempt");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/not sent, will retry: 530 /, "$name: kept and retried");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
+=== TEST 16: a sender refused (550 to MAIL FROM, retell_smtp_from is configuration) is temporary
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(script => { mail => [ { sessions => 1, reply => '550 5.7.1 sender not allowed to relay' } ] });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent, not failed");
+is(::outbox()->{attempts}, 2, "$name: at the second attempt");
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message");
+like(block_log(), qr/failed at MAIL FROM: a configuration or server problem/, "$name: logged as a configuration problem");
+
+
+
+=== TEST 17: an EHLO reply of 5 KB in one write (72 short lines, STARTTLS last) is parsed whole; the message goes out over TLS at the first attempt
+--- http_config eval: ::smtp_config(extra => ::tls_config())
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+my @ehlo = ('smtp-script.test greets you', (map { sprintf 'X-EXT-%03d %s', $_, 'a' x 60 } 0 .. 70), 'STARTTLS');
+my $size = 0;
+$size += 6 + length for @ehlo;
+cmp_ok($size, '>', 5000, "$name: the reply is larger than the 4 KB buffer");
+::script_start(script => { ehlo => { code => 250, text => \@ehlo } });
+Retell::queue_rows(1);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' || (::outbox()->{attempts} // 0) >= 2 }, 15), "$name: ended");
+is(::outbox()->{status}, 'sent', "$name: sent");
+is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+ok(::messages()->[0]{tls}, "$name: over TLS: the last line, past 4 KB, was read");
+unlike(block_log(), qr/reply line too long/, "$name: no line too long");
+
+
+
+=== TEST 18: a claim that comes back with less of its lease left than the margin starts no session; the row is retried
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+::script_start(mode => 'ok');
+my $db = Retell::dbh();
+# queued not yet due, so the claim can be held up before it runs
+Retell::queue_rows(1, due => 'infinity');
+my $locker = Retell::lock_rows(q{LOCK TABLE retell.customers IN ACCESS EXCLUSIVE MODE});
+$db->do(q{UPDATE retell.email_outbox SET next_attempt_at = now()});
+# the claim waits for the lock for 8 s of its 10 s lease (the margin is 2.5 s)
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                             AND query LIKE '%email_outbox%' AND now() - query_start > interval '8 s'}) }, 15),
+   "$name: the claim waited 8 s");
+$locker->rollback;
+$locker->disconnect;
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 15), "$name: sent in the end");
+is(::outbox()->{attempts}, 2, "$name: the late claim spent one attempt");
+is(scalar @{ ::sessions() }, 1, "$name: one session: none for the late claim");
+like(block_log(), qr/too little of its lease left/, "$name: logged");
+unlike(block_log(), qr/lease could not be renewed/, "$name: no session started only to be ended");
+
+
+
+=== TEST 19: docs/email.md's "send again" SQL run while a session still holds the row: that session loses its lease, the message goes out once
+--- http_config eval: ::smtp_config(extra => "retell_smtp_starttls off;\n")
+--- request
+GET /in
+--- error_code: 405
+--- db_check
+# each reply 1.5 s late: a session lasts about 10 s, renewed at 3.3 s
+my $slow = { delay => 1.5 };
+::script_start(script => { map { $_ => $slow } qw(greeting ehlo mail rcpt data end_of_data quit) });
+Retell::queue_rows(1);
+ok(wait_for(sub { (::outbox()->{status} // '') eq 'sending' }, 10), "$name: claimed by the first nginx");
+my $n2 = Retell::nginx_start(port => $ENV{TEST_NGINX_SERVER_PORT} + 1, workers => 1,
+                             http => ::smtp_config(extra => "retell_smtp_starttls off;\n"));
+# the recipe, as docs/email.md gives it, while the first session runs
+my ($recipe) = ::slurp("$REPO/docs/email.md") =~ /-- send a failed row again\n(.*?;)\n/s;
+ok($recipe, "$name: the recipe found in docs/email.md");
+$recipe =~ s/WHERE id = 42/WHERE id = 1/;
+Retell::dbh()->do($recipe);
+ok(wait_for(sub { ::outbox()->{status} eq 'sent' && @{ ::sessions() } >= 2 }, 40), "$name: sent, both sessions over");
+Retell::nginx_stop($n2);
+is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
+like(block_log(), qr/lease lost/, "$name: the first session lost its lease");

@@ -405,7 +405,8 @@ sub signed_headers {
 }
 
 # Outbox rows as if $n deliveries had queued them, in one transaction
-# (calls bulk-1 .. bulk-$n of company 1); recipients as an array literal
+# (calls bulk-1 .. bulk-$n of company 1); recipients as an array literal,
+# due as a timestamp ("infinity": not due until the test says so)
 sub queue_rows {
     my ($n, %o) = @_;
     my $db = dbh();
@@ -414,10 +415,11 @@ sub queue_rows {
               SELECT 'bulk-' || g, 1, 'inbound', 'Bulk call ' || g FROM generate_series(1, ?) g}, undef, $n);
     $db->do(q{INSERT INTO retell.tickets (company_id, call_id, status)
               SELECT 1, call_id, 'new' FROM retell.calls WHERE call_id LIKE 'bulk-%'});
-    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients)
-              SELECT 1, id, call_id, 'action_required', ?
+    $db->do(q{INSERT INTO retell.email_outbox (company_id, ticket_id, call_id, reason, recipients,
+                                              next_attempt_at)
+              SELECT 1, id, call_id, 'action_required', ?, ?::timestamptz
                 FROM retell.tickets WHERE call_id LIKE 'bulk-%'}, undef,
-            $o{recipients} // '{ops@parkview.test}');
+            $o{recipients} // '{ops@parkview.test}', $o{due} // 'now');
     $db->commit;
 }
 
