@@ -14,10 +14,10 @@
  * reconnect in lockstep.  Without deliveries the probe backs off from
  * 250 ms to 8 s.  A delivery is never refused because of that schedule:
  * it waits in the queue within its own budget, and while one waits the
- * next attempt comes at most 250 ms (jittered) after the last failure, so
- * a delivery that arrives once PostgreSQL accepts connections again is
- * applied, and one that arrives during an outage is answered 503 when its
- * budget runs out.  Any connection made closes the circuit.
+ * next attempt comes 160 to 240 ms after the last failure, so a delivery
+ * waiting when PostgreSQL accepts connections again is applied within a
+ * quarter of a second, and one whose budget runs out during the outage is
+ * answered 503.  Any connection made closes the circuit.
  */
 
 
@@ -26,7 +26,7 @@
 
 #define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
 #define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
-#define NGX_HTTP_RETELL_PG_RETRY_MAX      1000   /* deliveries waiting */
+#define NGX_HTTP_RETELL_PG_RETRY_MAX      200    /* deliveries waiting */
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* statements a connection */
 #define NGX_HTTP_RETELL_PG_YIELD_AGE      1000   /* drained before giving way */
 

@@ -50,6 +50,12 @@ static ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch_next(
 
 #define NGX_HTTP_RETELL_PG_BATCH_FIELDS  32
 
+/*
+ * a delivery with less time than this left goes alone: in a batch its
+ * budget, checked against the whole statement, could fail every member
+ */
+#define NGX_HTTP_RETELL_PG_BATCH_FLOOR   50
+
 
 /* op was just taken off the queue: those batchable behind it join it */
 
@@ -62,7 +68,9 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t     *next;
     ngx_http_retell_pg_batch_t  *b;
 
-    if (ngx_http_retell_pg_batch_next(pool, op) == NULL) {
+    if (ngx_http_retell_pg_time_left(op) < NGX_HTTP_RETELL_PG_BATCH_FLOOR
+        || ngx_http_retell_pg_batch_next(pool, op) == NULL)
+    {
         return op;
     }
 
@@ -139,7 +147,8 @@ ngx_http_retell_pg_batch_next(ngx_http_retell_pg_pool_t *pool,
                           ngx_http_retell_pg_op_t, queue);
 
     if (!ngx_http_retell_pg_may_batch(next) || next->command != op->command
-        || next->nparams != op->nparams)
+        || next->nparams != op->nparams
+        || ngx_http_retell_pg_time_left(next) < NGX_HTTP_RETELL_PG_BATCH_FLOOR)
     {
         return NULL;
     }

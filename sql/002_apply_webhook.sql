@@ -83,7 +83,9 @@ CREATE OR REPLACE FUNCTION retell.apply_webhook(
     OUT email_queued        boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_started     timestamptz := clock_timestamp();
+    -- the whole statement's start: in a batch, the members before this
+    -- one count against its budget too
+    v_started     timestamptz := statement_timestamp();
     v_sha         bytea := sha256(convert_to(p_payload, 'UTF8'));
     v_event_id    bigint;
     v_company     bigint;
@@ -100,7 +102,9 @@ DECLARE
 BEGIN
     -- a row lock held elsewhere must not outlive the delivery
     PERFORM set_config('lock_timeout',
-                       least(greatest(p_budget_ms, 1),
+                       least(greatest(p_budget_ms - (extract(epoch FROM
+                                          clock_timestamp() - v_started)
+                                          * 1000)::integer, 1),
                              greatest(COALESCE(p_lock_wait_ms, p_budget_ms), 1))
                        || 'ms', true);
 

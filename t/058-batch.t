@@ -436,3 +436,45 @@ is(db_value(q{SELECT count(*) FROM retell.tickets WHERE call_id LIKE 'call_ser_%
 is(db_value(q{SELECT count(*) FROM retell.customers}), 1, "$name: one customer");
 ok($refused == 0 || block_log() =~ /could not serialize/, "$name: the refusals were serialization failures");
 diag("$name: $refused refused in $round rounds, " . scalar(() = block_log() =~ /during commit attempt/g) . " at commit");
+
+
+
+=== TEST 12: a batch's budget is the whole statement's: a member whose time runs out while the members before it run is not committed behind its 503
+Member 0 takes 600 ms (a trigger sleeps); member 1, from a location with
+a 1 s budget, has about 400 ms left when the batch goes. Its client is
+answered 503 at its time, and its call's check, counted from the
+statement's start, rolls the batch back; the others are applied alone.
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- config eval
+Retell::webhook_locations(in => 'retell_postgres_timeout 10s;')
+. "location = /short { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; retell_postgres_timeout 1s; }\n"
+. "location = /fast { return 200 \"fast\\n\"; }\n"
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+dbh()->do(q{CREATE OR REPLACE FUNCTION public.retell_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.call_id LIKE 'call_batch_slow%' THEN PERFORM pg_sleep(0.6); END IF;
+                RETURN NEW;
+            END $$});
+dbh()->do(q{CREATE TRIGGER retell_test_slow BEFORE INSERT ON retell.webhook_events
+            FOR EACH ROW EXECUTE FUNCTION public.retell_test_slow()});
+my ($locker, $first) = hold_connection('call_batch_hold');
+my $w0 = waiting();
+my @socks = (post_start('/in', started('call_batch_slow')));
+ok(wait_for(sub { waiting() >= $w0 + 1 }, 5), "$name: the slow one waits");
+my $t_short = time;
+push @socks, post_start('/short', started('call_batch_short'));
+push @socks, post_start('/in', started('call_batch_3'));
+ok(wait_for(sub { waiting() >= $w0 + 3 }, 5), "$name: three wait");
+Time::HiRes::sleep(0.6 - (time - $t_short)) if time - $t_short < 0.6;
+release_held($locker, $first);
+my @r = map { [ post_finish($_) ] } @socks;
+is_deeply([ map { $_->[0] } @r ], [200, 503, 200], "$name: the short one 503 at its time, the others 200");
+is(applied('call_batch_short'), 0, "$name: the 503 is not committed behind its client");
+is(applied('call_batch_slow') + applied('call_batch_3'), 2, "$name: the others stored");
+like(block_log(), qr/a batch of \d deliveries failed, applying each alone: .*call_batch_short took longer than/,
+     "$name: the batch rolled back on the short one's budget");
+dbh()->do(q{DROP TRIGGER retell_test_slow ON retell.webhook_events});
