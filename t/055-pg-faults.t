@@ -392,3 +392,47 @@ is($s, 200, "$name: the first delivery applied through the second host");
 cmp_ok($t, '<', 2, "$name: at once, not at its budget");
 like(block_log(), qr{retell postgres connection failed: .*nonexistent-retell-socket-dir}, "$name: the first host's failure logged");
 unlike(block_log(), qr/unreachable/, "$name: the circuit stays closed");
+
+
+
+=== TEST 12: PostgreSQL unreachable while a delivery waits: the next attempt comes within a quarter of a second of the last failure, however long the outage
+A listener that accepts and closes at once stands for a server that is
+not up yet; it records when each connection attempt arrives. Without
+deliveries the probe backs off to 8 s; while one waits, the gap between
+attempts stays under 0.3 s, so a delivery waiting when PostgreSQL comes
+back is applied within that.
+--- http_config eval
+my $pg = $Retell::PG;
+my $port = $::pg_port + 9;
+$pg =~ s/port=\d+/port=$port/;
+qq{retell_postgres "$pg";\nretell_postgres_pool 2;\n}
+--- extra_config
+retell_postgres_timeout 4s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $file = "$ENV{TEST_NGINX_PG_DIR}.attempts";
+unlink $file;
+my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $::pg_port + 9,
+                                     Listen => 64, ReuseAddr => 1) or die "listen: $!";
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    open my $out, '>>', $file or die $!;
+    $out->autoflush(1);
+    while (my $c = $listener->accept) { printf $out "%.6f\n", time; close $c }
+    exit 0;
+}
+close $listener;
+my ($s, undef, $t) = post('/in', C(R('inbound-call_started'), 'retry-gap'));
+kill 'TERM', $pid;
+waitpid $pid, 0;
+is($s, 503, "$name: the delivery is answered 503 at its budget");
+open my $in, '<', $file or die $!;
+my @at = map { $_ + 0 } <$in>;
+cmp_ok(scalar @at, '>=', 12, "$name: attempts all along the budget");
+my @gaps = map { $at[$_] - $at[$_ - 1] } 1 .. $#at;
+my ($max) = sort { $b <=> $a } @gaps;
+diag(sprintf "%s: %d attempts in %.2f s, the longest gap %.3f s", $name, scalar @at, $t, $max // 0);
+cmp_ok($max, '<', 0.3, "$name: no gap of 0.3 s or more while the delivery waits");
+unlink $file;
