@@ -40,8 +40,6 @@ static void ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn,
     const char *why);
 static void ngx_http_retell_pg_flush(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn);
-static void ngx_http_retell_pg_keep(ngx_http_retell_pg_conn_t *conn,
-    PGresult *res);
 static ngx_int_t ngx_http_retell_pg_pending(ngx_http_retell_pg_conn_t *conn);
 static ngx_int_t ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn);
@@ -622,7 +620,7 @@ ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn)
                 return;
             }
 
-            ngx_http_retell_pg_keep(conn, res);
+            ngx_http_retell_pg_result_keep(conn, res);
         }
 
         /*
@@ -637,39 +635,6 @@ ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn)
 
     /* a very large answer: the rest after other events had their turn */
     ngx_post_event(conn->c->read, &ngx_posted_events);
-}
-
-
-/*
- * One statement in an implicit transaction: its rows come first, and an
- * error raised while committing (a deferred constraint or trigger, a
- * serialization failure) comes after them, as a second result.  Every
- * result is read; the first error wins over rows before it, so a command
- * whose transaction was rolled back never completes as a success.
- */
-
-static void
-ngx_http_retell_pg_keep(ngx_http_retell_pg_conn_t *conn, PGresult *res)
-{
-    if (conn->op == NULL && !conn->preparing) {
-        PQclear(res);
-        return;
-    }
-
-    if (conn->result == NULL) {
-        conn->result = res;
-        return;
-    }
-
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR
-        && PQresultStatus(conn->result) != PGRES_FATAL_ERROR)
-    {
-        PQclear(conn->result);
-        conn->result = res;
-        return;
-    }
-
-    PQclear(res);
 }
 
 
@@ -769,8 +734,13 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 
     stale = res ? ngx_http_retell_pg_conn_stale(conn, res) : 0;
 
-    if (op && stale && op->idempotent && !op->retried) {
-        /* refused on its statement's name alone: nothing was applied */
+    if (op && op->idempotent && !op->retried
+        && (stale || (res && ngx_http_retell_pg_result_transient(res))))
+    {
+        /*
+         * refused on its statement's name alone, or a deadlock or
+         * serialization failure: nothing was applied, and it may go again
+         */
         PQclear(res);
         op->retried = 1;
         ngx_http_retell_pg_requeue(op);

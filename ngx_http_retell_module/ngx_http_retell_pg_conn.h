@@ -147,6 +147,11 @@ ngx_int_t ngx_http_retell_pg_orphans_room(ngx_http_retell_pg_pool_t *pool);
 ngx_int_t ngx_http_retell_pg_conn_abandon(ngx_http_retell_pg_conn_t *conn,
     const char *why);
 
+/* ngx_http_retell_pg_result.c, for the connections */
+void ngx_http_retell_pg_result_keep(ngx_http_retell_pg_conn_t *conn,
+    PGresult *res);
+ngx_int_t ngx_http_retell_pg_result_transient(PGresult *res);
+
 /* ngx_http_retell_pg_prepared.c, for the connections */
 ngx_int_t ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn);
 ngx_int_t ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn);

@@ -43,12 +43,27 @@ LANGUAGE sql IMMUTABLE AS $$
       FROM unnest(list) WITH ORDINALITY AS u(r, n)
 $$;
 
-ALTER TABLE retell.companies
-    ADD COLUMN IF NOT EXISTS valid_recipients text[]
-        GENERATED ALWAYS AS (retell.valid_recipients(email_recipients)) STORED,
-    ADD COLUMN IF NOT EXISTS invalid_recipients text[]
-        GENERATED ALWAYS AS (retell.invalid_recipients(email_recipients))
-        STORED;
+-- ALTER TABLE and CREATE INDEX lock their table even when IF NOT EXISTS
+-- finds nothing to do; applied again under traffic (every deployment
+-- does) that lock waits for deliveries in flight and deadlocks with one
+-- holding another table: so each runs only when something is missing
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = 'retell'
+                      AND table_name = 'companies'
+                      AND column_name = 'invalid_recipients')
+    THEN
+        ALTER TABLE retell.companies
+            ADD COLUMN IF NOT EXISTS valid_recipients text[]
+                GENERATED ALWAYS AS
+                    (retell.valid_recipients(email_recipients)) STORED,
+            ADD COLUMN IF NOT EXISTS invalid_recipients text[]
+                GENERATED ALWAYS AS
+                    (retell.invalid_recipients(email_recipients)) STORED;
+    END IF;
+END;
+$$;
 
 CREATE TABLE IF NOT EXISTS retell.agents (
     agent_id    text PRIMARY KEY,
@@ -141,8 +156,14 @@ CREATE TABLE IF NOT EXISTS retell.webhook_events (
 -- call creates it (docs/postgres.md).
 DROP INDEX IF EXISTS retell.webhook_events_call_id;
 
-CREATE INDEX IF NOT EXISTS webhook_events_unrouted
-    ON retell.webhook_events (received_at) WHERE company_id IS NULL;
+DO $$
+BEGIN
+    IF to_regclass('retell.webhook_events_unrouted') IS NULL THEN
+        CREATE INDEX webhook_events_unrouted
+            ON retell.webhook_events (received_at) WHERE company_id IS NULL;
+    END IF;
+END;
+$$;
 
 CREATE TABLE IF NOT EXISTS retell.email_outbox (
     id               bigserial PRIMARY KEY,
@@ -163,9 +184,15 @@ CREATE TABLE IF NOT EXISTS retell.email_outbox (
     sent_at          timestamptz NULL
 );
 
-CREATE INDEX IF NOT EXISTS email_outbox_due
-    ON retell.email_outbox (next_attempt_at)
-    WHERE status IN ('pending', 'sending');
+DO $$
+BEGIN
+    IF to_regclass('retell.email_outbox_due') IS NULL THEN
+        CREATE INDEX email_outbox_due
+            ON retell.email_outbox (next_attempt_at)
+            WHERE status IN ('pending', 'sending');
+    END IF;
+END;
+$$;
 
 -- what the Call Records page shows
 CREATE OR REPLACE VIEW retell.call_records AS

@@ -12,6 +12,18 @@
 -- nothing even after the "send again" SQL set attempts back to 0.  Never
 -- written by hand.
 
-ALTER TABLE retell.email_outbox
-    ADD COLUMN IF NOT EXISTS pending_recipients text[] NULL,
-    ADD COLUMN IF NOT EXISTS lease_token bigint NOT NULL DEFAULT 0;
+-- only when missing: ALTER TABLE locks the table even when it has nothing
+-- to do (see 001_schema.sql)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = 'retell'
+                      AND table_name = 'email_outbox'
+                      AND column_name = 'lease_token')
+    THEN
+        ALTER TABLE retell.email_outbox
+            ADD COLUMN IF NOT EXISTS pending_recipients text[] NULL,
+            ADD COLUMN IF NOT EXISTS lease_token bigint NOT NULL DEFAULT 0;
+    END IF;
+END;
+$$;

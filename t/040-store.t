@@ -489,3 +489,27 @@ is(scalar(grep { $_->[0] eq 'qualified' } @{ $got{digits} }) > 0
    && scalar(grep { $_->[1] eq 'call_transfer' } @{ $got{digits} }) > 0, 1, "$name: the entries vary");
 --- no_error_log
 [error]
+
+
+
+=== TEST 21: the migrations applied again, as every deployment does, take no lock a delivery in flight holds or waits for
+tools/migrate runs while another session holds what a delivery holds
+mid-statement (rows being written in the module's tables): it must not
+wait for it, nor make a delivery wait behind it. An ALTER TABLE or CREATE
+INDEX that found nothing to do still took its table's lock, and a
+delivery holding one table while it needed the other deadlocked with it
+(a 503 a second after PostgreSQL restarted in t/070-faults.t #3).
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my $inflight = lock_rows(q{LOCK TABLE retell.webhook_events, retell.customers, retell.calls, retell.tickets,
+                                      retell.email_outbox IN ROW EXCLUSIVE MODE});
+$inflight->do(q{SELECT 1 FROM retell.companies WHERE id = 1 FOR UPDATE});
+my $out = `$Retell::REPO/tools/migrate "$Retell::PG options='-c lock_timeout=2000'" 2>&1`;
+is($?, 0, "$name: tools/migrate completes beside a delivery in flight") or diag($out);
+$inflight->rollback;
+$inflight->disconnect;
+my ($s) = post('/in', C(R('inbound-call_ended'), 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617'));
+is($s, 200, "$name: deliveries go on");
+is(db_value(q{SELECT count(*) FROM pg_proc WHERE proname = 'apply_webhook'}), 1, "$name: one function");

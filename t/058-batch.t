@@ -478,3 +478,32 @@ is(applied('call_batch_slow') + applied('call_batch_3'), 2, "$name: the others s
 like(block_log(), qr/a batch of \d deliveries failed, applying each alone: .*call_batch_short took longer than/,
      "$name: the batch rolled back on the short one's budget");
 dbh()->do(q{DROP TRIGGER retell_test_slow ON retell.webhook_events});
+
+
+
+=== TEST 13: a delivery chosen as a deadlock's victim is applied again, once, before its client hears of it
+Another session holds the customers table and then asks for the events
+table the delivery has written to: PostgreSQL ends the delivery's
+transaction after deadlock_timeout (1 s). Nothing of it was applied; it is
+sent again and applied.
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 8s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $other = lock_rows(q{LOCK TABLE retell.customers IN ACCESS EXCLUSIVE MODE});
+my $sock = post_start('/in', started('call_deadlock'));
+ok(wait_for(sub { db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) }, 5),
+   "$name: the delivery waits for the customers table");
+# waits until PostgreSQL ends the cycle, by ending the delivery's transaction
+$other->do(q{LOCK TABLE retell.webhook_events IN SHARE MODE});
+$other->rollback;
+$other->disconnect;
+my ($s, $b) = post_finish($sock);
+is($s, 200, "$name: answered 200");
+like($b, qr/"duplicate":false/, "$name: applied, not found applied before");
+is(applied('call_deadlock'), 1, "$name: stored once");
+like(Retell::pg_log(), qr/deadlock detected/, "$name: it was a deadlock's victim");
