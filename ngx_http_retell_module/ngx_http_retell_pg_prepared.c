@@ -128,7 +128,8 @@ ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
  * its statements unnamed from then on.  The statement no longer matches
  * the function after a migration, its result type (0A000) or the types
  * of its parameters, fixed when it was prepared (42883, 42804): a new
- * connection prepares it afresh.
+ * connection prepares it afresh.  The same codes raised inside the
+ * function are its own errors, answered as such.
  */
 
 ngx_int_t
@@ -145,7 +146,13 @@ ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
     pool = conn->pool;
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-    if (state == NULL) {
+    /*
+     * raised while the function ran (a PL/pgSQL context comes with it):
+     * the function's own error, not the statement's name or plan; a new
+     * connection would fail the same way
+     */
+
+    if (state == NULL || PQresultErrorField(res, PG_DIAG_CONTEXT) != NULL) {
         return 0;
     }
 

@@ -88,3 +88,30 @@ like($b, qr/"duplicate":false/, "$name: once");
 is(pg_logged(qr/parse retell_[0-9a-f]{8}: SELECT ticket_id/), 2, "$name: prepared again on the new connection");
 is(pg_logged(qr/ERROR:.*prepared statement/), 0, "$name: no statement used where it did not exist");
 is(db_value(q{SELECT count(*) FROM retell.webhook_events}), 2, "$name: two events");
+
+
+
+=== TEST 4: a SQLSTATE that would say "the prepared statement is stale", raised inside the function: the delivery's own error, answered 503 on the same connection, not retried on a new one
+A trigger raises 42883 for one call: the function's error, with a
+PL/pgSQL context. Closing the connection and sending it again on a new
+one would fail the same way, at twice the cost, for every such delivery.
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+dbh()->do(q{CREATE OR REPLACE FUNCTION public.retell_test_raise() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.call_id = 'call_raises' THEN
+                    RAISE EXCEPTION 'no such function, says the trigger' USING ERRCODE = '42883';
+                END IF;
+                RETURN NEW;
+            END $$});
+dbh()->do(q{CREATE TRIGGER retell_test_raise BEFORE INSERT ON retell.webhook_events
+            FOR EACH ROW EXECUTE FUNCTION public.retell_test_raise()});
+my ($s) = post('/in', Retell::with_call_id(::R('inbound-call_started'), 'call_raises'));
+is($s, 503, "$name: answered 503");
+like(block_log(), qr/apply failed: .*no such function, says the trigger/, "$name: its error in the log");
+unlike(block_log(), qr/no longer matches its function/, "$name: not taken for a stale statement");
+is(scalar(() = block_log() =~ /retell postgres connected to/g), 1, "$name: one connection all along");
+is(pg_logged(qr/no such function, says the trigger/), 1, "$name: run once, not again on a new connection");
+dbh()->do(q{DROP TRIGGER retell_test_raise ON retell.webhook_events});
