@@ -47,6 +47,7 @@ struct ngx_http_retell_pg_op_s {
     const char * const             *values;
 
     ngx_msec_t                      timeout;    /* from run() to result */
+    size_t                          size;       /* its parameters, about */
     ngx_event_t                     timer;
 
     ngx_event_t                     done;       /* posted: calls handler */

@@ -45,7 +45,7 @@ static PGresult *ngx_http_retell_pg_batch_row(PGresult *res, int row,
     int nfields);
 static void ngx_http_retell_pg_batch_free(ngx_http_retell_pg_batch_t *b);
 static ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch_next(
-    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op);
+    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op, size_t size);
 
 
 #define NGX_HTTP_RETELL_PG_BATCH_FIELDS  32
@@ -56,6 +56,12 @@ static ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch_next(
  */
 #define NGX_HTTP_RETELL_PG_BATCH_FLOOR   50
 
+/*
+ * the members' parameters in one statement, at most: libpq builds the
+ * whole statement in its buffer, and a connection keeps its largest
+ */
+#define NGX_HTTP_RETELL_PG_BATCH_BYTES   (1024 * 1024)
+
 
 /* op was just taken off the queue: those batchable behind it join it */
 
@@ -63,13 +69,14 @@ ngx_http_retell_pg_op_t *
 ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op)
 {
+    size_t                       size;
     ngx_uint_t                   k;
     ngx_msec_t                   left, timeout;
     ngx_http_retell_pg_op_t     *next;
     ngx_http_retell_pg_batch_t  *b;
 
     if (ngx_http_retell_pg_time_left(op) < NGX_HTTP_RETELL_PG_BATCH_FLOOR
-        || ngx_http_retell_pg_batch_next(pool, op) == NULL)
+        || ngx_http_retell_pg_batch_next(pool, op, op->size) == NULL)
     {
         return op;
     }
@@ -82,12 +89,15 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     b->member[0] = op;
     b->n = 1;
     timeout = ngx_http_retell_pg_time_left(op);
+    size = op->size;
 
     while (b->n < pool->batch_max) {
-        next = ngx_http_retell_pg_batch_next(pool, op);
+        next = ngx_http_retell_pg_batch_next(pool, op, size);
         if (next == NULL) {
             break;
         }
+
+        size += next->size;
 
         ngx_queue_remove(&next->queue);
         next->waiting = 0;
@@ -108,6 +118,7 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     b->op.nparams = (int) b->n * op->nparams;
     b->op.values = b->values;
     b->op.timeout = ngx_max(timeout, 1);
+    b->op.size = size;
     b->op.handler = ngx_http_retell_pg_batch_done;
     b->op.prepare = ngx_http_retell_pg_batch_prepare;
     b->op.data = b;
@@ -131,11 +142,14 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
 }
 
 
-/* the op at the head of the queue, if it may join op's batch */
+/*
+ * the op at the head of the queue, if it may join op's batch, which
+ * carries size bytes so far
+ */
 
 static ngx_http_retell_pg_op_t *
 ngx_http_retell_pg_batch_next(ngx_http_retell_pg_pool_t *pool,
-    ngx_http_retell_pg_op_t *op)
+    ngx_http_retell_pg_op_t *op, size_t size)
 {
     ngx_http_retell_pg_op_t  *next;
 
@@ -148,7 +162,8 @@ ngx_http_retell_pg_batch_next(ngx_http_retell_pg_pool_t *pool,
 
     if (!ngx_http_retell_pg_may_batch(next) || next->command != op->command
         || next->nparams != op->nparams
-        || ngx_http_retell_pg_time_left(next) < NGX_HTTP_RETELL_PG_BATCH_FLOOR)
+        || ngx_http_retell_pg_time_left(next) < NGX_HTTP_RETELL_PG_BATCH_FLOOR
+        || size + next->size > NGX_HTTP_RETELL_PG_BATCH_BYTES)
     {
         return NULL;
     }

@@ -30,6 +30,9 @@
 #define NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT  30000
 #define NGX_HTTP_RETELL_PG_READ_ROUNDS    64
 
+/* libpq keeps its largest output buffer until PQfinish(): past this, close */
+#define NGX_HTTP_RETELL_PG_LARGE          (1024 * 1024)
+
 
 static ngx_int_t ngx_http_retell_pg_wrap(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_unwrap(ngx_http_retell_pg_conn_t *conn);
@@ -163,6 +166,10 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     conn->op = op;
     op->conn = conn;
     conn->sent = ngx_current_msec;
+
+    if (op->size > NGX_HTTP_RETELL_PG_LARGE) {
+        conn->large = 1;
+    }
 
     if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
         ngx_http_retell_pg_broken(conn);
@@ -757,6 +764,7 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 
     if (PQstatus(conn->pg) == CONNECTION_OK
         && !stale
+        && !conn->large
         && PQtransactionStatus(conn->pg) == PQTRANS_IDLE
         && conn->requests < NGX_HTTP_RETELL_PG_MAX_REQUESTS
         && !pool->closed

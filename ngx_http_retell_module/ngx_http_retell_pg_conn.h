@@ -55,6 +55,7 @@ struct ngx_http_retell_pg_conn_s {
     ngx_event_t                     timer;
 
     unsigned                        queued:1;   /* in pool->idle */
+    unsigned                        large:1;    /* carried a large command */
 };
 
 

@@ -167,6 +167,7 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->command = ngx_http_retell_apply_sql;
     op->nparams = NGX_HTTP_RETELL_NPARAMS;
     op->values = v;
+    op->size = ctx->body.len + ev->transcript.len;
     op->timeout = rlcf->postgres_timeout;
     op->handler = ngx_http_retell_store_done;
     op->prepare = ngx_http_retell_store_budget;

@@ -507,3 +507,30 @@ is($s, 200, "$name: answered 200");
 like($b, qr/"duplicate":false/, "$name: applied, not found applied before");
 is(applied('call_deadlock'), 1, "$name: stored once");
 like(Retell::pg_log(), qr/deadlock detected/, "$name: it was a deadlock's victim");
+
+
+
+=== TEST 14: large deliveries are not batched past 1 MB of parameters, and a connection that carried one is not kept
+libpq builds a whole statement in its buffer and keeps its largest buffer
+for the connection's life. Three deliveries with a 600 KB transcript each
+(about 1.2 MB of parameters: the body and the transcript) wait together:
+each goes alone, on a connection closed after it.
+--- http_config eval
+Retell::pg_http_config() . "retell_postgres_pool 1;\n"
+--- extra_config
+retell_postgres_timeout 10s;
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my @bodies = map { B('call_started', "call_batch_$_", inbound => 1, start_timestamp => Retell::now_ms(),
+                     from_number => sprintf('+1415555%04d', 4000 + $_), transcript => ('words ' x 100000)) } 1 .. 3;
+my ($locker, $first, @socks) = queue_behind_held(@bodies);
+release_held($locker, $first);
+is(answered(200, @socks), 3, "$name: each answered 200");
+is(transactions('call_batch__'), 3, "$name: each in its own transaction");
+unlike(block_log(), qr/batch of/, "$name: no batch");
+is(scalar(() = block_log() =~ /retell postgres connected to/g), 3,
+   "$name: a new connection after each large one (the held delivery's, then two)");
+my ($s) = post('/in', started('call_batch_small'));
+is($s, 200, "$name: a small delivery after them is applied");
