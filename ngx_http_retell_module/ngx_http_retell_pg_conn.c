@@ -225,7 +225,9 @@ ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
 
     /* the deliveries waiting may have it give way to a new connection */
 
-    if (conn->pool->nwaiting && !conn->pool->dispatch.posted) {
+    if (conn->pool->nwaiting && !conn->pool->closed
+        && !conn->pool->dispatch.posted)
+    {
         ngx_post_event(&conn->pool->dispatch, &ngx_posted_events);
     }
 }
