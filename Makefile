@@ -49,6 +49,7 @@ build/unit/test_signature: t/unit/test_signature.c \
 
 build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
                        $(PURE)/ngx_http_retell_event_capture.c \
+                       $(PURE)/ngx_http_retell_event_name.c \
                        $(PURE)/ngx_http_retell_json.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
@@ -65,6 +66,7 @@ build/unit/test_%: t/unit/test_%.c $(PURE)/ngx_http_retell_%.c
 build/fuzz/fuzz_event: t/fuzz/fuzz_event.c t/fuzz/fuzz.h \
                       $(PURE)/ngx_http_retell_event.c \
                       $(PURE)/ngx_http_retell_event_capture.c \
+                      $(PURE)/ngx_http_retell_event_name.c \
                       $(PURE)/ngx_http_retell_event.h \
                       $(PURE)/ngx_http_retell_event_parser.h \
                       $(PURE)/ngx_http_retell_json.c \

@@ -26,7 +26,34 @@ static const ngx_http_retell_field_t  ngx_http_retell_top_fields[] = {
     { "event", NGX_HTTP_RETELL_FIELD_STRING, ev_field(event),
       NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
     { "call", NGX_HTTP_RETELL_FIELD_CALL, 0, 0, 0 },
+    { "transfer_destination", NGX_HTTP_RETELL_FIELD_TRANSFER, 0, 0, 0 },
     { NULL, 0, 0, 0, 0 }
+};
+
+
+/* transfer events' {"number": ..., "extension": ...} */
+
+static const ngx_http_retell_field_t  ngx_http_retell_transfer_fields[] = {
+    { "number", NGX_HTTP_RETELL_FIELD_STRING, ev_field(transfer_number),
+      NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+/*
+ * Disconnection reasons of calls the platform dropped (besides every
+ * "error_" one but error_user_not_joined): the caller was cut off or
+ * refused by Retell, the account or the carrier, not by the agent or the
+ * caller (docs/data-and-rules.md)
+ */
+
+static const char  *ngx_http_retell_platform_failures[] = {
+    "concurrency_limit_reached",
+    "no_concurrency_fallback",
+    "no_valid_payment",
+    "telephony_provider_unavailable",
+    "sip_routing_error",
+    NULL
 };
 
 
@@ -53,6 +80,8 @@ static const ngx_http_retell_field_t  ngx_http_retell_call_fields[] = {
       NGX_HTTP_RETELL_URL_MAX_LEN, 0 },
     { "transfer_destination", NGX_HTTP_RETELL_FIELD_STRING,
       ev_field(transfer_destination), NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
+    { "data_storage_setting", NGX_HTTP_RETELL_FIELD_STRING,
+      ev_field(data_storage_setting), NGX_HTTP_RETELL_SHORT_MAX_LEN, 0 },
     { "start_timestamp", NGX_HTTP_RETELL_FIELD_INTEGER,
       ev_field(start_timestamp), 0, 0 },
     { "end_timestamp", NGX_HTTP_RETELL_FIELD_INTEGER,
@@ -86,6 +115,7 @@ static const ngx_http_retell_field_t  ngx_http_retell_analysis_fields[] = {
 };
 
 
+static void ngx_http_retell_event_facts(ngx_http_retell_event_t *ev);
 static int ngx_http_retell_value(ngx_http_retell_parser_t *p,
     ngx_http_retell_value_e type, const u_char *data, size_t len);
 static int ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
@@ -191,6 +221,12 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
         return ngx_http_retell_fail(&p, "\"event\" is missing");
     }
 
+    if (!ngx_http_retell_event_applied((char *) ev->event.data)) {
+        /* acknowledged whatever else the body holds: no call needed */
+        ev->type = NGX_HTTP_RETELL_EVENT_OTHER;
+        return 0;
+    }
+
     if (!p.have_call) {
         return ngx_http_retell_fail(&p, "\"call\" is missing");
     }
@@ -207,6 +243,12 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
 
     } else if (strcmp((char *) ev->event.data, "call_analyzed") == 0) {
         ev->type = NGX_HTTP_RETELL_EVENT_CALL_ANALYZED;
+
+    } else if (strcmp((char *) ev->event.data, "transfer_bridged") == 0) {
+        ev->type = NGX_HTTP_RETELL_EVENT_TRANSFER_BRIDGED;
+
+    } else if (strcmp((char *) ev->event.data, "transfer_cancelled") == 0) {
+        ev->type = NGX_HTTP_RETELL_EVENT_TRANSFER_CANCELLED;
 
     } else {
         ev->type = NGX_HTTP_RETELL_EVENT_OTHER;
@@ -231,16 +273,67 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
                                       || p.collected_action_invalid;
     }
 
-    if (ev->disconnection_reason.data
-        && (strcmp((char *) ev->disconnection_reason.data, "call_transfer")
-            == 0
-            || strcmp((char *) ev->disconnection_reason.data,
-                      "transfer_bridged") == 0))
+    ngx_http_retell_event_facts(ev);
+
+    return 0;
+}
+
+
+/*
+ * The facts the ticket rules read that an event states by its type or
+ * how its call ended: a transfer that reached a person (bridged, even
+ * while the call goes on), one that did not, a call the platform dropped
+ */
+
+static void
+ngx_http_retell_event_facts(ngx_http_retell_event_t *ev)
+{
+    const char   *reason, *status;
+    const char  **f;
+
+    reason = (const char *) ev->disconnection_reason.data;
+    status = (const char *) ev->call_status.data;
+
+    if (ev->type == NGX_HTTP_RETELL_EVENT_TRANSFER_BRIDGED
+        || (reason && (strcmp(reason, "call_transfer") == 0
+                       || strcmp(reason, "transfer_bridged") == 0)))
     {
         ev->transferred = 1;
     }
 
-    return 0;
+    if (ev->type == NGX_HTTP_RETELL_EVENT_TRANSFER_CANCELLED
+        || (reason && strcmp(reason, "transfer_cancelled") == 0))
+    {
+        ev->transfer_failed = 1;
+    }
+
+    /* the call object's own destination first: the event's is the same */
+
+    if (ev->transfer_destination.data == NULL && ev->transfer_number.len) {
+        ev->transfer_destination = ev->transfer_number;
+    }
+
+    if (status && strcmp(status, "error") == 0) {
+        ev->call_failed = 1;
+    }
+
+    if (reason == NULL) {
+        return;
+    }
+
+    if (strncmp(reason, "error_", sizeof("error_") - 1) == 0
+        && strcmp(reason, "error_user_not_joined") != 0)
+    {
+        ev->call_failed = 1;
+        return;
+    }
+
+    for (f = ngx_http_retell_platform_failures; *f; f++) {
+        if (strcmp(reason, *f) == 0) {
+            ev->call_failed = 1;
+            return;
+        }
+    }
 }
 
 
@@ -306,6 +399,9 @@ ngx_http_retell_path(ngx_http_retell_parser_t *p)
 
     case NGX_HTTP_RETELL_FRAME_ANALYSIS:
         return "call.call_analysis.";
+
+    case NGX_HTTP_RETELL_FRAME_TRANSFER:
+        return "transfer_destination.";
 
     default:
         return "";
@@ -483,6 +579,22 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
         }
 
         return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_ANALYSIS, 1);
+
+    case NGX_HTTP_RETELL_FIELD_TRANSFER:
+        /* an object as documented; a bare number taken as it is */
+
+        if (type == NGX_HTTP_RETELL_VALUE_MAP) {
+            return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_TRANSFER, 1);
+        }
+
+        if (type == NGX_HTTP_RETELL_VALUE_STRING) {
+            return ngx_http_retell_field_value(p,
+                                           &ngx_http_retell_transfer_fields[0],
+                                           type, data, len);
+        }
+
+        ngx_http_retell_fail(p, "\"transfer_destination\" must be an object");
+        return 0;
     }
 
     return 1;
@@ -656,6 +768,10 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
 
     case NGX_HTTP_RETELL_FRAME_ANALYSIS:
         f = ngx_http_retell_analysis_fields;
+        break;
+
+    case NGX_HTTP_RETELL_FRAME_TRANSFER:
+        f = ngx_http_retell_transfer_fields;
         break;
 
     default:

@@ -30,7 +30,9 @@ typedef enum {
     NGX_HTTP_RETELL_EVENT_OTHER = 0,    /* answered 204, nothing written */
     NGX_HTTP_RETELL_EVENT_CALL_STARTED,
     NGX_HTTP_RETELL_EVENT_CALL_ENDED,
-    NGX_HTTP_RETELL_EVENT_CALL_ANALYZED
+    NGX_HTTP_RETELL_EVENT_CALL_ANALYZED,
+    NGX_HTTP_RETELL_EVENT_TRANSFER_BRIDGED,
+    NGX_HTTP_RETELL_EVENT_TRANSFER_CANCELLED
 } ngx_http_retell_event_type_e;
 
 
@@ -62,6 +64,10 @@ typedef struct {
     ngx_http_retell_str_t   transcript;
     ngx_http_retell_str_t   recording_url;
     ngx_http_retell_str_t   transfer_destination;
+    ngx_http_retell_str_t   data_storage_setting;
+
+    /* transfer events: the top-level transfer_destination's number */
+    ngx_http_retell_str_t   transfer_number;
 
     ngx_http_retell_int_t   start_timestamp;        /* unix ms */
     ngx_http_retell_int_t   end_timestamp;
@@ -86,6 +92,8 @@ typedef struct {
     unsigned                action_required_invalid:1; /* present, unusable */
     unsigned                qualified:1;
     unsigned                transferred:1;
+    unsigned                transfer_failed:1;
+    unsigned                call_failed:1;      /* dropped by the platform */
 } ngx_http_retell_event_t;
 
 
@@ -100,6 +108,17 @@ typedef void *(*ngx_http_retell_alloc_pt)(void *pool, size_t size);
 int ngx_http_retell_event_parse(const u_char *json, size_t len,
     ngx_http_retell_event_t *ev, ngx_http_retell_alloc_pt alloc, void *pool,
     char *err, size_t err_len);
+
+/*
+ * The top-level "event" string of a JSON body, read alone, in name
+ * (NUL-terminated, at most size - 1 bytes): 1 when found, else 0
+ * (ngx_http_retell_event_name.c)
+ */
+int ngx_http_retell_event_name(const u_char *json, size_t len, char *name,
+    size_t size);
+
+/* 1 for an event the module applies: call_started, call_ended, ... */
+int ngx_http_retell_event_applied(const char *name);
 
 /* 1 when "true"/"false" in any case, trimmed; *value set; else 0 */
 int ngx_http_retell_parse_boolean_text(const u_char *text, size_t len,

@@ -22,7 +22,8 @@ typedef enum {
     NGX_HTTP_RETELL_FIELD_OBJECT_JSON,  /* an object kept as JSON text */
     NGX_HTTP_RETELL_FIELD_ANY_JSON,     /* any value kept as JSON text */
     NGX_HTTP_RETELL_FIELD_CALL,         /* descends into "call" */
-    NGX_HTTP_RETELL_FIELD_ANALYSIS      /* descends into "call_analysis" */
+    NGX_HTTP_RETELL_FIELD_ANALYSIS,     /* descends into "call_analysis" */
+    NGX_HTTP_RETELL_FIELD_TRANSFER      /* "transfer_destination", top */
 } ngx_http_retell_field_type_e;
 
 
@@ -30,6 +31,7 @@ typedef enum {
     NGX_HTTP_RETELL_FRAME_TOP = 0,
     NGX_HTTP_RETELL_FRAME_CALL,
     NGX_HTTP_RETELL_FRAME_ANALYSIS,
+    NGX_HTTP_RETELL_FRAME_TRANSFER,
     NGX_HTTP_RETELL_FRAME_OTHER         /* skipped or captured container */
 } ngx_http_retell_frame_e;
 

@@ -14,6 +14,8 @@
 static void ngx_http_retell_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_retell_process(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx);
+static ngx_int_t ngx_http_retell_acknowledge(ngx_http_request_t *r,
+    const char *event, const char *call_id);
 static ngx_int_t ngx_http_retell_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static const char *ngx_http_retell_verify(ngx_http_request_t *r,
@@ -101,6 +103,7 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 {
     int                          rc;
     char                         err[NGX_HTTP_RETELL_ERROR_MAX_LEN];
+    char                         name[NGX_HTTP_RETELL_SHORT_MAX_LEN];
     const char                  *reason;
     ngx_http_retell_event_t     *ev;
     ngx_http_retell_loc_conf_t  *rlcf;
@@ -133,6 +136,15 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     }
 
     if (rc != 0) {
+        /* an event the module does not apply is no error of Retell's */
+
+        if (ngx_http_retell_event_name(ctx->body.data, ctx->body.len, name,
+                                       sizeof(name))
+            && !ngx_http_retell_event_applied(name))
+        {
+            return ngx_http_retell_acknowledge(r, name, NULL);
+        }
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "retell webhook rejected: %s", err);
 
@@ -148,18 +160,33 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     }
 
     if (ev->type == NGX_HTTP_RETELL_EVENT_OTHER) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "retell call \"%s\": event \"%s\" not applied",
-                       ev->call_id.data, ev->event.data);
-
-        r->headers_out.status = NGX_HTTP_NO_CONTENT;
-        r->headers_out.content_length_n = 0;
-        r->header_only = 1;
-
-        return ngx_http_send_header(r);
+        return ngx_http_retell_acknowledge(r, (char *) ev->event.data,
+                                           (char *) ev->call_id.data);
     }
 
     return ngx_http_retell_store_apply(r, ctx);
+}
+
+
+/*
+ * A signed event the module does not apply (chat events, transcript and
+ * transfer progress, types Retell adds later): 204, nothing stored, so
+ * that Retell does not send it again
+ */
+
+static ngx_int_t
+ngx_http_retell_acknowledge(ngx_http_request_t *r, const char *event,
+    const char *call_id)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "retell call \"%s\": event \"%s\" not applied",
+                   call_id ? call_id : "-", event);
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    return ngx_http_send_header(r);
 }
 
 

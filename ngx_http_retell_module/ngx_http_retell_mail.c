@@ -467,6 +467,12 @@ ngx_http_retell_mail_subject(ngx_http_retell_buf_t *b,
     } else if (ngx_http_retell_mail_is(&m->reason, "action_required")) {
         ngx_http_retell_mail_put_str(b, "[Action required] ");
 
+    } else if (ngx_http_retell_mail_is(&m->reason, "transfer_failed")) {
+        ngx_http_retell_mail_put_str(b, "[Transfer failed] ");
+
+    } else if (ngx_http_retell_mail_is(&m->reason, "call_failed")) {
+        ngx_http_retell_mail_put_str(b, "[Call dropped] ");
+
     } else {
         ngx_http_retell_mail_put_str(b, "[Ticket needs attention] ");
     }
@@ -506,6 +512,16 @@ ngx_http_retell_mail_text(ngx_http_retell_buf_t *b,
     } else if (ngx_http_retell_mail_is(&m->reason, "action_required")) {
         ngx_http_retell_mail_put_str(b,
                  "Action required: the call analysis asks for follow-up.\n");
+
+    } else if (ngx_http_retell_mail_is(&m->reason, "transfer_failed")) {
+        ngx_http_retell_mail_put_str(b,
+                 "The caller asked for a person and the transfer did not "
+                 "connect: call them back.\n");
+
+    } else if (ngx_http_retell_mail_is(&m->reason, "call_failed")) {
+        ngx_http_retell_mail_put_str(b,
+                 "The call was dropped by the phone platform before the "
+                 "caller was heard out: call them back.\n");
 
     } else {
         ngx_http_retell_mail_put_str(b,
@@ -570,6 +586,21 @@ ngx_http_retell_mail_text(ngx_http_retell_buf_t *b,
         ngx_http_retell_mail_put_line(b, m->recording_url.data,
                                       m->recording_url.len);
         ngx_http_retell_mail_put_char(b, '\n');
+
+        /* a link that may be dead is not offered without a word */
+
+        if (ngx_http_retell_mail_is(&m->recording_note, "storage")) {
+            ngx_http_retell_mail_put_str(b,
+                     "Retell keeps no recording of this call (its data "
+                     "storage setting):\nthe link worked for 10 minutes "
+                     "after the call only.\n");
+
+        } else if (ngx_http_retell_mail_is(&m->recording_note, "age")) {
+            ngx_http_retell_mail_put_str(b,
+                     "The link may have expired: signed recording links "
+                     "last 24 hours by\ndefault, and this call ended "
+                     "longer ago.\n");
+        }
     }
 }
 

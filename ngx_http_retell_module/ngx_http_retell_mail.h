@@ -29,8 +29,8 @@ typedef struct {
     ngx_http_retell_str_t   message_id;
     time_t                  date;           /* Date header, shown in UTC */
 
-    ngx_http_retell_str_t   reason;         /* "action_required" or
-                                               "call_transfer" */
+    ngx_http_retell_str_t   reason;         /* "action_required",
+                                               "call_transfer", ... */
     ngx_http_retell_str_t   direction;      /* "inbound" or "outbound" */
     ngx_http_retell_str_t   company_name;
     ngx_http_retell_str_t   call_id;
@@ -54,6 +54,10 @@ typedef struct {
     ngx_http_retell_str_t   custom_analysis_data;  /* JSON object text */
     ngx_http_retell_str_t   transcript;
     ngx_http_retell_str_t   recording_url;
+    ngx_http_retell_str_t   recording_note; /* why the link may be dead:
+                                               "storage" (opted out, 10
+                                               minutes), "age" (signed,
+                                               24 h), or empty */
 } ngx_http_retell_mail_t;
 
 

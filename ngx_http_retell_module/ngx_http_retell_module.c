@@ -150,6 +150,13 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       offsetof(ngx_http_retell_loc_conf_t, company),
       &ngx_http_retell_company_bounds },
 
+    { ngx_string("retell_failed_call_tickets"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, failed_call_tickets),
+      NULL },
+
     { ngx_string("retell_default_country_code"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -461,6 +468,7 @@ ngx_http_retell_create_loc_conf(ngx_conf_t *cf)
     rlcf->signature_tolerance = NGX_CONF_UNSET_MSEC;
     rlcf->postgres_timeout = NGX_CONF_UNSET_MSEC;
     rlcf->company = NGX_CONF_UNSET;
+    rlcf->failed_call_tickets = NGX_CONF_UNSET;
     rlcf->default_country_code = NGX_CONF_UNSET_UINT;
 
     return rlcf;
@@ -489,6 +497,8 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->postgres_timeout, 5000);
 
     ngx_conf_merge_value(conf->company, prev->company, 0);
+    ngx_conf_merge_value(conf->failed_call_tickets,
+                         prev->failed_call_tickets, 1);
 
     ngx_conf_merge_uint_value(conf->default_country_code,
                               prev->default_country_code, 1);
@@ -560,11 +570,14 @@ ngx_http_retell_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "outbound") == 0) {
         rlcf->webhook = NGX_HTTP_RETELL_OUTBOUND;
 
+    } else if (ngx_strcmp(value[1].data, "auto") == 0) {
+        rlcf->webhook = NGX_HTTP_RETELL_AUTO;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be \"inbound\" or \"outbound\"",
-                           &value[1], &cmd->name);
+                           "it must be \"inbound\", \"outbound\" or "
+                           "\"auto\"", &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 

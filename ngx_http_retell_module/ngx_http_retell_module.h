@@ -23,6 +23,7 @@
 
 #define NGX_HTTP_RETELL_INBOUND    1
 #define NGX_HTTP_RETELL_OUTBOUND   2
+#define NGX_HTTP_RETELL_AUTO       3    /* the rules of the call's direction */
 
 
 typedef struct {
@@ -50,12 +51,13 @@ typedef struct {
 
 
 typedef struct {
-    ngx_uint_t                  webhook;         /* INBOUND, OUTBOUND or 0 */
+    ngx_uint_t                  webhook;         /* INBOUND, ... or 0 */
     ngx_array_t                *secrets;         /* of ngx_str_t */
     ngx_msec_t                  signature_tolerance;
     ngx_msec_t                  postgres_timeout;
     ngx_int_t                   company;         /* 0 when none */
     ngx_uint_t                  default_country_code;
+    ngx_flag_t                  failed_call_tickets;
 } ngx_http_retell_loc_conf_t;
 
 

@@ -58,7 +58,9 @@ static const struct {
     { offsetof(ngx_http_retell_mail_t, transcript),
       NGX_HTTP_RETELL_CLAIM_TRANSCRIPT },
     { offsetof(ngx_http_retell_mail_t, recording_url),
-      NGX_HTTP_RETELL_CLAIM_RECORDING_URL }
+      NGX_HTTP_RETELL_CLAIM_RECORDING_URL },
+    { offsetof(ngx_http_retell_mail_t, recording_note),
+      NGX_HTTP_RETELL_CLAIM_RECORDING_NOTE }
 };
 
 

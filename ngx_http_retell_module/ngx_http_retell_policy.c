@@ -21,11 +21,33 @@ ngx_http_retell_policy(const ngx_http_retell_facts_t *facts)
         return d;
     }
 
+    /*
+     * rule 1b, both directions: a caller who asked for a person and
+     * could not reach one needs a call back
+     */
+
+    if (facts->transfer_failed) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+        d.email = NGX_HTTP_RETELL_EMAIL_TRANSFER_FAILED;
+        return d;
+    }
+
     /* rule 2, both directions */
 
     if (facts->action_required == 1) {
         d.status = NGX_HTTP_RETELL_STATUS_NEW;
         d.email = NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED;
+        return d;
+    }
+
+    /*
+     * rule 2b, inbound: a caller the platform dropped was never heard
+     * out (and Retell runs no analysis of such a call)
+     */
+
+    if (facts->call_failed && !facts->outbound) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+        d.email = NGX_HTTP_RETELL_EMAIL_CALL_FAILED;
         return d;
     }
 
@@ -73,7 +95,8 @@ const char *
 ngx_http_retell_email_reason_name(ngx_http_retell_email_reason_e reason)
 {
     static const char  *names[] = {
-        "", "action_required", "call_transfer"
+        "", "action_required", "call_transfer", "transfer_failed",
+        "call_failed"
     };
 
     return names[reason];

@@ -28,13 +28,19 @@ typedef enum {
 typedef enum {
     NGX_HTTP_RETELL_EMAIL_NONE = 0,
     NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED,
-    NGX_HTTP_RETELL_EMAIL_CALL_TRANSFER
+    NGX_HTTP_RETELL_EMAIL_CALL_TRANSFER,
+    NGX_HTTP_RETELL_EMAIL_TRANSFER_FAILED,
+    NGX_HTTP_RETELL_EMAIL_CALL_FAILED
 } ngx_http_retell_email_reason_e;
 
 
+/* each only ever goes from false to true as a call's events arrive */
+
 typedef struct {
     unsigned  outbound:1;
-    unsigned  transferred:1;
+    unsigned  transferred:1;        /* to a person: bridged */
+    unsigned  transfer_failed:1;    /* cancelled, or did not connect */
+    unsigned  call_failed:1;        /* dropped by the platform */
     unsigned  analyzed:1;
     unsigned  qualified:1;
     unsigned  call_successful:1;

@@ -10,10 +10,71 @@
 #include "ngx_http_retell_module.h"
 
 
-#define NGX_HTTP_RETELL_RULES  48      /* the facts index, see the SQL */
-#define NGX_HTTP_RETELL_NPARAMS  36
-#define NGX_HTTP_RETELL_BUDGET   34     /* p_budget_ms */
-#define NGX_HTTP_RETELL_LOCK_WAIT  35   /* p_lock_wait_ms */
+#define NGX_HTTP_RETELL_RULES  192     /* the facts index, see the SQL */
+
+
+/*
+ * retell.apply_webhook()'s parameters, in its order, each named for its
+ * p_ name in sql/002_apply_webhook.sql (t/040-store.t compares the two)
+ */
+
+typedef enum {
+    NGX_HTTP_RETELL_P_ENDPOINT = 0,
+    NGX_HTTP_RETELL_P_EVENT,
+    NGX_HTTP_RETELL_P_CALL_ID,
+    NGX_HTTP_RETELL_P_PAYLOAD,
+    NGX_HTTP_RETELL_P_FALLBACK_COMPANY,
+    NGX_HTTP_RETELL_P_AGENT_ID,
+    NGX_HTTP_RETELL_P_FROM_NUMBER,
+    NGX_HTTP_RETELL_P_TO_NUMBER,
+    NGX_HTTP_RETELL_P_PHONE_RAW,
+    NGX_HTTP_RETELL_P_PHONE_E164,
+    NGX_HTTP_RETELL_P_PHONE_DISPLAY,
+    NGX_HTTP_RETELL_P_CALL_STATUS,
+    NGX_HTTP_RETELL_P_DISCONNECTION_REASON,
+    NGX_HTTP_RETELL_P_START_MS,
+    NGX_HTTP_RETELL_P_END_MS,
+    NGX_HTTP_RETELL_P_DURATION_MS,
+    NGX_HTTP_RETELL_P_TRANSCRIPT,
+    NGX_HTTP_RETELL_P_RECORDING_URL,
+    NGX_HTTP_RETELL_P_TRANSFER_DESTINATION,
+    NGX_HTTP_RETELL_P_CALL_SUMMARY,
+    NGX_HTTP_RETELL_P_CALL_SUCCESSFUL,
+    NGX_HTTP_RETELL_P_IN_VOICEMAIL,
+    NGX_HTTP_RETELL_P_USER_SENTIMENT,
+    NGX_HTTP_RETELL_P_CUSTOM_ANALYSIS_DATA,
+    NGX_HTTP_RETELL_P_COLLECTED,
+    NGX_HTTP_RETELL_P_LLM_VARIABLES,
+    NGX_HTTP_RETELL_P_METADATA,
+    NGX_HTTP_RETELL_P_ACTION_ANALYSIS,
+    NGX_HTTP_RETELL_P_ACTION_COLLECTED,
+    NGX_HTTP_RETELL_P_QUALIFIED,
+    NGX_HTTP_RETELL_P_TRANSFERRED,
+    NGX_HTTP_RETELL_P_ANALYZED,
+    NGX_HTTP_RETELL_P_RULE_STATUS,
+    NGX_HTTP_RETELL_P_RULE_EMAIL,
+    NGX_HTTP_RETELL_P_BUDGET_MS,
+    NGX_HTTP_RETELL_P_LOCK_WAIT_MS,
+    NGX_HTTP_RETELL_P_DIRECTION,
+    NGX_HTTP_RETELL_P_TRANSFER_FAILED,
+    NGX_HTTP_RETELL_P_CALL_FAILED,
+    NGX_HTTP_RETELL_P_DATA_STORAGE_SETTING,
+    NGX_HTTP_RETELL_NPARAMS
+} ngx_http_retell_apply_param_e;
+
+
+/* its result columns, in the order of the SELECT below (its OUT names) */
+
+typedef enum {
+    NGX_HTTP_RETELL_R_TICKET_ID = 0,
+    NGX_HTTP_RETELL_R_TICKET_STATUS,
+    NGX_HTTP_RETELL_R_EMAIL,
+    NGX_HTTP_RETELL_R_DUPLICATE,
+    NGX_HTTP_RETELL_R_ROUTED,
+    NGX_HTTP_RETELL_R_INVALID_RECIPIENTS,
+    NGX_HTTP_RETELL_R_EMAIL_QUEUED,
+    NGX_HTTP_RETELL_NCOLUMNS
+} ngx_http_retell_apply_column_e;
 
 /* in a batch: another transaction's row lock fails the batch this soon */
 #define NGX_HTTP_RETELL_BATCH_LOCK_WAIT  "100"
@@ -26,7 +87,8 @@ static const char  ngx_http_retell_apply_sql[] =
     " invalid_recipients, email_queued"
     " FROM retell.apply_webhook($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
     " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)";
+    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37,"
+    " $38, $39, $40)";
 
 
 static void ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op,
@@ -39,6 +101,10 @@ static void ngx_http_retell_store_cleanup(void *data);
 static void ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op);
 static char *ngx_http_retell_int_param(ngx_pool_t *pool,
     ngx_http_retell_int_t *n);
+static ngx_uint_t ngx_http_retell_call_outbound(ngx_http_request_t *r,
+    ngx_http_retell_loc_conf_t *rlcf, ngx_http_retell_event_t *ev);
+static const char *ngx_http_retell_column(PGresult *res,
+    ngx_http_retell_apply_column_e column, const char *null);
 static char *ngx_http_retell_rules_param(ngx_pool_t *pool,
     ngx_uint_t outbound, ngx_uint_t email);
 
@@ -70,8 +136,9 @@ ngx_http_retell_store_init(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 {
+    u_char                       *company;
     ngx_int_t                     rc;
-    ngx_uint_t                    outbound;
+    ngx_uint_t                    outbound, call_outbound;
     const char                  **v;
     ngx_http_cleanup_t           *cln;
     ngx_http_retell_str_t        *raw;
@@ -85,11 +152,21 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
 
     ev = &ctx->event;
-    outbound = (rlcf->webhook == NGX_HTTP_RETELL_OUTBOUND);
 
-    /* the customer: the caller inbound, the called party outbound */
+    /*
+     * the customer is the other party of the call, whichever endpoint it
+     * reached: the caller inbound, the called party outbound, by the
+     * call's own direction; the rules are the endpoint's, or the call's
+     * with "retell_webhook auto"
+     */
 
-    raw = outbound ? &ev->to_number : &ev->from_number;
+    call_outbound = ngx_http_retell_call_outbound(r, rlcf, ev);
+
+    outbound = (rlcf->webhook == NGX_HTTP_RETELL_AUTO)
+               ? call_outbound
+               : (rlcf->webhook == NGX_HTTP_RETELL_OUTBOUND);
+
+    raw = call_outbound ? &ev->to_number : &ev->from_number;
     phone = &ctx->phone;
 
     if (raw->len == 0
@@ -109,57 +186,76 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 #define str(s)   ((s).len ? (const char *) (s).data : NULL)
 #define flag(b)  ((b) == NGX_HTTP_RETELL_ABSENT ? NULL : (b) ? "t" : "f")
 
-    v[0] = outbound ? "outbound" : "inbound";
-    v[1] = str(ev->event);
-    v[2] = str(ev->call_id);
-    v[3] = (const char *) ctx->body.data;
+    v[NGX_HTTP_RETELL_P_ENDPOINT] = outbound ? "outbound" : "inbound";
+    v[NGX_HTTP_RETELL_P_EVENT] = str(ev->event);
+    v[NGX_HTTP_RETELL_P_CALL_ID] = str(ev->call_id);
+    v[NGX_HTTP_RETELL_P_PAYLOAD] = (const char *) ctx->body.data;
 
     if (rlcf->company) {
-        v[4] = (const char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
-        if (v[4] == NULL) {
+        company = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+        if (company == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        *ngx_sprintf((u_char *) v[4], "%i", rlcf->company) = '\0';
+        *ngx_sprintf(company, "%i", rlcf->company) = '\0';
+        v[NGX_HTTP_RETELL_P_FALLBACK_COMPANY] = (const char *) company;
     }
 
-    v[5] = str(ev->agent_id);
-    v[6] = str(ev->from_number);
-    v[7] = str(ev->to_number);
-    v[8] = str(*raw);
-    v[9] = phone->e164[0] ? phone->e164 : NULL;
-    v[10] = phone->display[0] ? phone->display : str(*raw);
-    v[11] = str(ev->call_status);
-    v[12] = str(ev->disconnection_reason);
-    v[13] = ngx_http_retell_int_param(r->pool, &ev->start_timestamp);
-    v[14] = ngx_http_retell_int_param(r->pool, &ev->end_timestamp);
-    v[15] = ngx_http_retell_int_param(r->pool, &ev->duration_ms);
-    v[16] = str(ev->transcript);
-    v[17] = str(ev->recording_url);
-    v[18] = str(ev->transfer_destination);
-    v[19] = str(ev->call_summary);
-    v[20] = flag(ev->call_successful);
-    v[21] = flag(ev->in_voicemail);
-    v[22] = str(ev->user_sentiment);
-    v[23] = str(ev->custom_analysis_data);
-    v[24] = str(ev->collected_dynamic_variables);
-    v[25] = str(ev->retell_llm_dynamic_variables);
-    v[26] = str(ev->metadata);
-    v[27] = flag(ev->action_required_analysis);
-    v[28] = flag(ev->action_required_collected);
-    v[29] = ev->custom_analysis_data.len ? (ev->qualified ? "t" : "f") : NULL;
-    v[30] = ev->transferred ? "t" : "f";
-    v[31] = ev->type == NGX_HTTP_RETELL_EVENT_CALL_ANALYZED ? "t" : "f";
-    v[32] = ngx_http_retell_rules[outbound][0];
-    v[33] = ngx_http_retell_rules[outbound][1];
+    v[NGX_HTTP_RETELL_P_AGENT_ID] = str(ev->agent_id);
+    v[NGX_HTTP_RETELL_P_FROM_NUMBER] = str(ev->from_number);
+    v[NGX_HTTP_RETELL_P_TO_NUMBER] = str(ev->to_number);
+    v[NGX_HTTP_RETELL_P_PHONE_RAW] = str(*raw);
+    v[NGX_HTTP_RETELL_P_PHONE_E164] = phone->e164[0] ? phone->e164 : NULL;
+    v[NGX_HTTP_RETELL_P_PHONE_DISPLAY] = phone->display[0] ? phone->display
+                                                           : str(*raw);
+    v[NGX_HTTP_RETELL_P_CALL_STATUS] = str(ev->call_status);
+    v[NGX_HTTP_RETELL_P_DISCONNECTION_REASON] =
+                                             str(ev->disconnection_reason);
+    v[NGX_HTTP_RETELL_P_START_MS] =
+                       ngx_http_retell_int_param(r->pool, &ev->start_timestamp);
+    v[NGX_HTTP_RETELL_P_END_MS] =
+                       ngx_http_retell_int_param(r->pool, &ev->end_timestamp);
+    v[NGX_HTTP_RETELL_P_DURATION_MS] =
+                       ngx_http_retell_int_param(r->pool, &ev->duration_ms);
+    v[NGX_HTTP_RETELL_P_TRANSCRIPT] = str(ev->transcript);
+    v[NGX_HTTP_RETELL_P_RECORDING_URL] = str(ev->recording_url);
+    v[NGX_HTTP_RETELL_P_TRANSFER_DESTINATION] =
+                                             str(ev->transfer_destination);
+    v[NGX_HTTP_RETELL_P_CALL_SUMMARY] = str(ev->call_summary);
+    v[NGX_HTTP_RETELL_P_CALL_SUCCESSFUL] = flag(ev->call_successful);
+    v[NGX_HTTP_RETELL_P_IN_VOICEMAIL] = flag(ev->in_voicemail);
+    v[NGX_HTTP_RETELL_P_USER_SENTIMENT] = str(ev->user_sentiment);
+    v[NGX_HTTP_RETELL_P_CUSTOM_ANALYSIS_DATA] =
+                                             str(ev->custom_analysis_data);
+    v[NGX_HTTP_RETELL_P_COLLECTED] = str(ev->collected_dynamic_variables);
+    v[NGX_HTTP_RETELL_P_LLM_VARIABLES] =
+                                     str(ev->retell_llm_dynamic_variables);
+    v[NGX_HTTP_RETELL_P_METADATA] = str(ev->metadata);
+    v[NGX_HTTP_RETELL_P_ACTION_ANALYSIS] =
+                                         flag(ev->action_required_analysis);
+    v[NGX_HTTP_RETELL_P_ACTION_COLLECTED] =
+                                         flag(ev->action_required_collected);
+    v[NGX_HTTP_RETELL_P_QUALIFIED] = ev->custom_analysis_data.len
+                                     ? (ev->qualified ? "t" : "f") : NULL;
+    v[NGX_HTTP_RETELL_P_TRANSFERRED] = ev->transferred ? "t" : "f";
+    v[NGX_HTTP_RETELL_P_ANALYZED] =
+                ev->type == NGX_HTTP_RETELL_EVENT_CALL_ANALYZED ? "t" : "f";
+    v[NGX_HTTP_RETELL_P_RULE_STATUS] = ngx_http_retell_rules[outbound][0];
+    v[NGX_HTTP_RETELL_P_RULE_EMAIL] = ngx_http_retell_rules[outbound][1];
+    v[NGX_HTTP_RETELL_P_DIRECTION] = call_outbound ? "outbound" : "inbound";
+    v[NGX_HTTP_RETELL_P_TRANSFER_FAILED] = ev->transfer_failed ? "t" : "f";
+    v[NGX_HTTP_RETELL_P_CALL_FAILED] =
+                    (ev->call_failed && rlcf->failed_call_tickets) ? "t" : "f";
+    v[NGX_HTTP_RETELL_P_DATA_STORAGE_SETTING] =
+                                             str(ev->data_storage_setting);
 
 #undef str
 #undef flag
 
     /* p_budget_ms and p_lock_wait_ms: set when the statement leaves */
-    v[NGX_HTTP_RETELL_BUDGET] = (const char *) ngx_pnalloc(r->pool,
+    v[NGX_HTTP_RETELL_P_BUDGET_MS] = (const char *) ngx_pnalloc(r->pool,
                                                            NGX_INT_T_LEN + 1);
-    if (v[NGX_HTTP_RETELL_BUDGET] == NULL) {
+    if (v[NGX_HTTP_RETELL_P_BUDGET_MS] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -239,7 +335,7 @@ ngx_http_retell_store_done(ngx_http_retell_pg_op_t *op, PGresult *res,
         rc = ngx_http_retell_send_unavailable(r, "database unavailable");
 
     } else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
-               || PQnfields(res) != 7)
+               || PQnfields(res) != NGX_HTTP_RETELL_NCOLUMNS)
     {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "retell call \"%s\": apply failed: %s",
@@ -268,14 +364,22 @@ ngx_http_retell_store_answer(ngx_http_request_t *r,
 
     ev = &ctx->event;
 
-    ticket_id = PQgetisnull(res, 0, 0) ? "null" : PQgetvalue(res, 0, 0);
-    status = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-    email = PQgetvalue(res, 0, 2);
-    duplicate = (PQgetvalue(res, 0, 3)[0] == 't');
-    routed = (PQgetvalue(res, 0, 4)[0] == 't');
-    invalid = PQgetisnull(res, 0, 5) ? "{}" : PQgetvalue(res, 0, 5);
+    ticket_id = ngx_http_retell_column(res, NGX_HTTP_RETELL_R_TICKET_ID,
+                                       "null");
+    status = ngx_http_retell_column(res, NGX_HTTP_RETELL_R_TICKET_STATUS,
+                                    NULL);
+    email = ngx_http_retell_column(res, NGX_HTTP_RETELL_R_EMAIL, "none");
+    duplicate = ngx_http_retell_column(res, NGX_HTTP_RETELL_R_DUPLICATE,
+                                       "f")[0] == 't';
+    routed = ngx_http_retell_column(res, NGX_HTTP_RETELL_R_ROUTED,
+                                    "f")[0] == 't';
+    invalid = ngx_http_retell_column(res,
+                                     NGX_HTTP_RETELL_R_INVALID_RECIPIENTS,
+                                     "{}");
 
-    if (PQgetvalue(res, 0, 6)[0] == 't') {
+    if (ngx_http_retell_column(res, NGX_HTTP_RETELL_R_EMAIL_QUEUED,
+                               "f")[0] == 't')
+    {
         /* committed: the worker sends it now */
         ngx_http_retell_outbox_kick();
     }
@@ -376,12 +480,13 @@ ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op)
     const char  **v;
 
     v = (const char **) op->values;
-    p = (u_char *) v[NGX_HTTP_RETELL_BUDGET];
+    p = (u_char *) v[NGX_HTTP_RETELL_P_BUDGET_MS];
 
     *ngx_sprintf(p, "%M", ngx_max(ngx_http_retell_pg_time_left(op), 1)) = '\0';
 
-    v[NGX_HTTP_RETELL_LOCK_WAIT] = op->batch ? NGX_HTTP_RETELL_BATCH_LOCK_WAIT
-                                             : NULL;
+    v[NGX_HTTP_RETELL_P_LOCK_WAIT_MS] = op->batch
+                                        ? NGX_HTTP_RETELL_BATCH_LOCK_WAIT
+                                        : NULL;
 }
 
 
@@ -442,6 +547,8 @@ ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
 
     for (i = 0; i < NGX_HTTP_RETELL_RULES; i++) {
         facts.outbound = outbound;
+        facts.call_failed = (i / 96) & 1;
+        facts.transfer_failed = (i / 48) & 1;
         facts.transferred = (i / 24) & 1;
         facts.action_required = (i / 8) % 3 == 2 ? 1
                                 : (i / 8) % 3 == 1 ? 0
@@ -458,4 +565,53 @@ ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
     buf[NGX_HTTP_RETELL_RULES] = '\0';
 
     return (char *) buf;
+}
+
+
+/* a column of the answer's one row, or null when SQL NULL */
+
+static const char *
+ngx_http_retell_column(PGresult *res, ngx_http_retell_apply_column_e column,
+    const char *null)
+{
+    return PQgetisnull(res, 0, column) ? null : PQgetvalue(res, 0, column);
+}
+
+
+/*
+ * The call's own direction, when it says one Retell knows; else the
+ * endpoint's ("auto": inbound).  Retell sends all of an agent's calls,
+ * and an account-level webhook all of the account's, to one URL.
+ */
+
+static ngx_uint_t
+ngx_http_retell_call_outbound(ngx_http_request_t *r,
+    ngx_http_retell_loc_conf_t *rlcf, ngx_http_retell_event_t *ev)
+{
+    ngx_uint_t  endpoint_outbound;
+
+    endpoint_outbound = (rlcf->webhook == NGX_HTTP_RETELL_OUTBOUND);
+
+    if (ev->direction.data == NULL) {
+        return endpoint_outbound;
+    }
+
+    if (ngx_strcmp(ev->direction.data, "outbound") != 0
+        && ngx_strcmp(ev->direction.data, "inbound") != 0)
+    {
+        return endpoint_outbound;
+    }
+
+    if (rlcf->webhook != NGX_HTTP_RETELL_AUTO
+        && (ev->direction.data[0] == 'o') != endpoint_outbound)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "retell call \"%s\": an %s call on the %s endpoint: "
+                      "its customer is the %s, the endpoint's rules apply",
+                      ev->call_id.data, ev->direction.data,
+                      endpoint_outbound ? "outbound" : "inbound",
+                      endpoint_outbound ? "caller" : "called party");
+    }
+
+    return ev->direction.data[0] == 'o';
 }

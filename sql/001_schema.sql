@@ -120,8 +120,32 @@ CREATE TABLE IF NOT EXISTS retell.calls (
     action_required_collected     boolean NULL,
     qualified                     boolean NULL,
     transfer_destination          text,
-    retell_llm_dynamic_variables  jsonb
+    retell_llm_dynamic_variables  jsonb,
+
+    -- a transfer that did not connect, a call the platform dropped
+    -- (docs/data-and-rules.md), and Retell's storage setting for the call
+    transfer_failed               boolean NOT NULL DEFAULT false,
+    call_failed                   boolean NOT NULL DEFAULT false,
+    data_storage_setting          text
 );
+
+-- the same on a database from before them; only when missing (ALTER TABLE
+-- locks the table even when it has nothing to do)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = 'retell' AND table_name = 'calls'
+                      AND column_name = 'data_storage_setting')
+    THEN
+        ALTER TABLE retell.calls
+            ADD COLUMN IF NOT EXISTS transfer_failed boolean NOT NULL
+                DEFAULT false,
+            ADD COLUMN IF NOT EXISTS call_failed boolean NOT NULL
+                DEFAULT false,
+            ADD COLUMN IF NOT EXISTS data_storage_setting text;
+    END IF;
+END;
+$$;
 
 CREATE TABLE IF NOT EXISTS retell.tickets (
     id             bigserial PRIMARY KEY,
@@ -171,7 +195,9 @@ CREATE TABLE IF NOT EXISTS retell.email_outbox (
     ticket_id        bigint NOT NULL REFERENCES retell.tickets (id),
     call_id          text NOT NULL UNIQUE REFERENCES retell.calls (call_id),
     reason           text NOT NULL
-                     CHECK (reason IN ('action_required', 'call_transfer')),
+                     CONSTRAINT email_outbox_reason_check
+                     CHECK (reason IN ('action_required', 'call_transfer',
+                                       'transfer_failed', 'call_failed')),
     recipients       text[] NOT NULL,
     subject          text NULL,
     body             text NULL,
@@ -183,6 +209,27 @@ CREATE TABLE IF NOT EXISTS retell.email_outbox (
     created_at       timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz NULL
 );
+
+-- the reasons a failed transfer and a dropped call added; only when
+-- missing
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                    WHERE conname = 'email_outbox_reason_check'
+                      AND conrelid = 'retell.email_outbox'::regclass
+                      AND pg_get_constraintdef(oid) LIKE '%call_failed%')
+    THEN
+        ALTER TABLE retell.email_outbox
+            DROP CONSTRAINT IF EXISTS email_outbox_reason_check,
+            ADD CONSTRAINT email_outbox_reason_check
+                CHECK (reason IN ('action_required', 'call_transfer',
+                                  'transfer_failed', 'call_failed'))
+                NOT VALID;
+        ALTER TABLE retell.email_outbox
+            VALIDATE CONSTRAINT email_outbox_reason_check;
+    END IF;
+END;
+$$;
 
 DO $$
 BEGIN

@@ -14,7 +14,8 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(ms / 1000.0)
 $$;
 
--- earlier versions (35 arguments, returning a set, the rules as text[])
+-- earlier versions (35 to 37 arguments, returning a set, the rules as
+-- text[])
 -- cannot be replaced in place by CREATE OR REPLACE: they are dropped first
 -- (left in place, one with the rules as text[] would make every call
 -- ambiguous, its parameters being untyped)
@@ -25,7 +26,7 @@ BEGIN
     FOR f IN SELECT oid FROM pg_proc
               WHERE proname = 'apply_webhook'
                 AND pronamespace = 'retell'::regnamespace
-                AND (proretset OR pronargs <> 36
+                AND (proretset OR pronargs <> 40
                      OR proargtypes[32] <> 'text'::regtype)
     LOOP
         EXECUTE 'DROP FUNCTION ' || f;
@@ -73,6 +74,13 @@ CREATE OR REPLACE FUNCTION retell.apply_webhook(
     -- for a row lock: the batch then fails fast and each is applied alone;
     -- the default keeps a 35-argument caller working during an upgrade
     p_lock_wait_ms          integer DEFAULT NULL,
+    -- the call's own direction, which may differ from the endpoint's
+    -- (p_endpoint: the rules applied); a module from before sends none
+    p_direction             text DEFAULT NULL,
+    -- facts and fields of issue 18: NULL from a module from before
+    p_transfer_failed       boolean DEFAULT NULL,
+    p_call_failed           boolean DEFAULT NULL,
+    p_data_storage_setting  text DEFAULT NULL,
     -- one row, not a set: no tuplestore for a single answer
     OUT ticket_id           bigint,
     OUT ticket_status       text,
@@ -92,6 +100,7 @@ DECLARE
     v_customer    bigint;
     v_call        record;
     v_idx         integer;
+    v_wide        boolean;
     v_status      text;
     v_reason      text;
     v_email       text := 'none';
@@ -177,8 +186,10 @@ BEGIN
             custom_analysis_data, collected_dynamic_variables,
             retell_llm_dynamic_variables, metadata,
             action_required_analysis, action_required_collected,
-            action_required, qualified, transferred, analyzed)
-    VALUES (p_call_id, v_company, v_customer, p_endpoint, p_agent_id,
+            action_required, qualified, transferred, analyzed,
+            transfer_failed, call_failed, data_storage_setting)
+    VALUES (p_call_id, v_company, v_customer,
+            COALESCE(p_direction, p_endpoint), p_agent_id,
             p_from_number, p_to_number, p_phone_display, p_call_status,
             p_disconnection_reason, retell.ms_to_timestamptz(p_start_ms),
             retell.ms_to_timestamptz(p_end_ms), p_duration_ms,
@@ -188,7 +199,8 @@ BEGIN
             p_llm_variables, p_metadata,
             p_action_analysis, p_action_collected,
             COALESCE(p_action_analysis, p_action_collected), p_qualified,
-            p_transferred, p_analyzed)
+            p_transferred, p_analyzed, COALESCE(p_transfer_failed, false),
+            COALESCE(p_call_failed, false), p_data_storage_setting)
     ON CONFLICT (call_id) DO UPDATE SET
         customer_id = COALESCE(c.customer_id, EXCLUDED.customer_id),
         agent_id = COALESCE(EXCLUDED.agent_id, c.agent_id),
@@ -240,14 +252,26 @@ BEGIN
         qualified = COALESCE(EXCLUDED.qualified, c.qualified),
         transferred = c.transferred OR EXCLUDED.transferred,
         analyzed = c.analyzed OR EXCLUDED.analyzed,
+        transfer_failed = c.transfer_failed OR EXCLUDED.transfer_failed,
+        call_failed = c.call_failed OR EXCLUDED.call_failed,
+        data_storage_setting = COALESCE(EXCLUDED.data_storage_setting,
+                                        c.data_storage_setting),
         updated_at = now()
     RETURNING c.company_id, c.customer_id, c.transferred, c.action_required,
-              c.analyzed, c.qualified, c.call_successful
+              c.analyzed, c.qualified, c.call_successful, c.transfer_failed,
+              c.call_failed
          INTO v_call;
 
-    -- facts index, 1-based: transferred 24, action_required true 16 /
-    -- false 8 / absent 0, analyzed 4, qualified 2, call_successful 1
+    v_wide := left(p_rule_status, 1) <> '{'
+              AND length(p_rule_status) >= 192;
+
+    -- facts index, 1-based: call_failed 96, transfer_failed 48,
+    -- transferred 24, action_required true 16 / false 8 / absent 0,
+    -- analyzed 4, qualified 2, call_successful 1.  A module from before
+    -- sends 48 codes: the first two facts were not known to it.
     v_idx := 1
+        + CASE WHEN v_wide AND v_call.call_failed THEN 96 ELSE 0 END
+        + CASE WHEN v_wide AND v_call.transfer_failed THEN 48 ELSE 0 END
         + CASE WHEN v_call.transferred THEN 24 ELSE 0 END
         + CASE v_call.action_required WHEN true THEN 16 WHEN false THEN 8
                ELSE 0 END
@@ -262,7 +286,8 @@ BEGIN
     IF left(p_rule_status, 1) <> '{' THEN
         v_status := (ARRAY['new', 'qualified', 'contacted', 'resolved',
                            'closed'])[substr(p_rule_status, v_idx, 1)::int + 1];
-        v_reason := (ARRAY['action_required', 'call_transfer'])
+        v_reason := (ARRAY['action_required', 'call_transfer',
+                           'transfer_failed', 'call_failed'])
                     [substr(p_rule_email, v_idx, 1)::int];
     ELSE
         v_status := (p_rule_status::text[])[v_idx];

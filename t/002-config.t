@@ -47,7 +47,7 @@ my @cases = (
     [ 'no conninfo', '', 'retell_webhook inbound; retell_webhook_secret k;',
       0, qr/"retell_webhook" requires "retell_postgres" in the http block/ ],
     [ 'bad direction', $pg, 'retell_webhook sideways; retell_webhook_secret k;',
-      0, qr/invalid value "sideways" in "retell_webhook" directive, it must be "inbound" or "outbound"/ ],
+      0, qr/invalid value "sideways" in "retell_webhook" directive, it must be "inbound", "outbound" or "auto"/ ],
     [ 'duplicate retell_webhook', $pg,
       'retell_webhook inbound; retell_webhook outbound; retell_webhook_secret k;',
       0, qr/"retell_webhook" directive is duplicate/ ],

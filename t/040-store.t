@@ -513,3 +513,258 @@ $inflight->disconnect;
 my ($s) = post('/in', C(R('inbound-call_ended'), 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617'));
 is($s, 200, "$name: deliveries go on");
 is(db_value(q{SELECT count(*) FROM pg_proc WHERE proname = 'apply_webhook'}), 1, "$name: one function");
+
+
+
+=== TEST 22: the statement's parameters and result columns named in C are the function's, in its order
+ngx_http_retell_store.c names each parameter of retell.apply_webhook()
+(NGX_HTTP_RETELL_P_<name> for p_<name>) and each result column
+(NGX_HTTP_RETELL_R_<name> for the OUT <name>): a parameter added to one
+and not the other, or moved, fails here.
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+open my $fh, '<', "$Retell::REPO/ngx_http_retell_module/ngx_http_retell_store.c" or die $!;
+my $src = do { local $/; <$fh> };
+my ($params) = $src =~ /typedef enum \{(.*?)\} ngx_http_retell_apply_param_e;/s;
+my ($columns) = $src =~ /typedef enum \{(.*?)\} ngx_http_retell_apply_column_e;/s;
+my @c_params = map { 'p_' . lc } $params =~ /NGX_HTTP_RETELL_P_(\w+)/g;
+my @c_columns = map { lc } $columns =~ /NGX_HTTP_RETELL_R_(\w+)/g;
+my $row = db_row(q{SELECT proargnames, proargmodes FROM pg_proc
+                    WHERE proname = 'apply_webhook' AND pronamespace = 'retell'::regnamespace});
+my @names = @{ $row->{proargnames} };
+my @modes = @{ $row->{proargmodes} // [ ('i') x @names ] };
+is_deeply(\@c_params, [ map { $names[$_] } grep { $modes[$_] eq 'i' } 0 .. $#names ], "$name: the parameters, in order");
+is_deeply(\@c_columns, [ map { $names[$_] } grep { $modes[$_] eq 'o' } 0 .. $#names ], "$name: the result columns, in order");
+my ($select) = $src =~ /"SELECT (ticket_id.*?)"\s*"\s*FROM retell\.apply_webhook/s;
+$select =~ s/"\s*"//g;
+is_deeply([ split /,\s*/, $select ], \@c_columns, "$name: the SELECT list, in order");
+my ($n) = $src =~ /retell\.apply_webhook\((.*?)\)";/s;
+is(scalar(() = $n =~ /\$\d+/g), scalar @c_params, "$name: one placeholder a parameter");
+
+
+
+=== TEST 23: every signed event the module does not apply is acknowledged (204), whatever its body holds besides, and changes nothing; unsigned is still 401, a malformed call event still 400
+Retell retries every answer that is not 2xx: chat events (a "chat"
+object, no "call"), transcript and transfer progress, an inbound call
+webhook sent to a call endpoint, and event types added later are
+acknowledged, not refused into retries.
+--- deliveries eval
+[ [ '/in', '{"event":"chat_started","chat":{"chat_id":"chat_1","agent_id":"agent_8a1b2c3d4e5f60718293a4b5","chat_status":"ongoing"}}' ],
+  [ '/in', '{"event":"chat_ended","chat":{"chat_id":"chat_1","chat_status":"ended","transcript":"User: hi"}}' ],
+  [ '/out', '{"event":"chat_analyzed","chat":{"chat_id":"chat_1","chat_analysis":{"chat_summary":"hi","custom_analysis_data":{"action_required":true}}}}' ],
+  [ '/in', '{"event":"transcript_updated","call":{"call_id":"c_t","transcript":"Agent: hi"},"transcript_with_tool_calls":[]}' ],
+  [ '/in', '{"event":"transfer_started","call":{"call_id":"c_t"},"transfer_destination":{"number":"+14155550100","extension":null},"transfer_option":{"type":"warm"}}' ],
+  [ '/in', '{"event":"transfer_ended","call":{"call_id":"c_t"}}' ],
+  [ '/in', '{"event":"call_inbound","call_inbound":{"agent_id":"agent_8a1b2c3d4e5f60718293a4b5","from_number":"+14155550134","to_number":"+14155550100"}}' ],
+  [ '/in', '{"event":"call_escalated","call":{"call_id":17,"direction":["odd"]},"new_top_level":{"x":1}}' ],
+  [ '/in', '{"new_top_level":1,"event":"something_newer"}' ],
+  [ '/in', '{"event":"chat_started","chat":{"chat_id":"chat_2"}}', secret => 'not-the-secret' ],
+  [ '/in', '{"event":"call_started","call":{"call_id":17}}' ],
+  [ '/in', '{"event":"call_ended","chat":{"chat_id":"chat_3"}}' ] ]
+--- error_code eval
+[204, 204, 204, 204, 204, 204, 204, 204, 204, 401, 400, 400]
+--- db_check
+for my $t (qw(customers calls tickets webhook_events email_outbox)) {
+    is(db_value("SELECT count(*) FROM retell.$t"), 0, "$name: no $t rows");
+}
+
+
+
+=== TEST 24: the customer is the other party by the call's own direction, whichever endpoint it reached; the rules are the endpoint's, or the call's with "retell_webhook auto"
+Retell sends all of an agent's calls (an account-level webhook: all of
+the account's) to one URL. The business line (+14155550199 outbound,
++14155550100 inbound) is never a customer.
+--- config eval
+Retell::webhook_locations()
+. "location = /auto { retell_webhook auto; retell_webhook_secret $Retell::SECRET; }\n"
+--- deliveries eval
+[ [ '/in', ::B('call_started', 'call_dir_out_on_in', outbound => 1) ],
+  [ '/out', ::B('call_started', 'call_dir_in_on_out', inbound => 1) ],
+  [ '/auto', ::B('call_started', 'call_dir_auto_out', outbound => 1) ],
+  [ '/auto', ::B('call_started', 'call_dir_auto_in', inbound => 1) ],
+  [ '/auto', ::B('call_started', 'call_dir_auto_none', inbound => 1, direction => undef) ],
+  [ '/out', ::B('call_started', 'call_dir_none_on_out', outbound => 1, direction => undef) ] ]
+--- error_code eval
+[200, 200, 200, 200, 200, 200]
+--- db_check
+my %want = (
+    call_dir_out_on_in   => ['+15105550148', 'outbound', 'inbound', 'new'],
+    call_dir_in_on_out   => ['+14155550134', 'inbound', 'outbound', 'closed'],
+    call_dir_auto_out    => ['+15105550148', 'outbound', 'outbound', 'closed'],
+    call_dir_auto_in     => ['+14155550134', 'inbound', 'inbound', 'new'],
+    call_dir_auto_none   => ['+14155550134', 'inbound', 'inbound', 'new'],
+    call_dir_none_on_out => ['+15105550148', 'outbound', 'outbound', 'closed'],
+);
+for my $id (sort keys %want) {
+    my $row = db_row(q{SELECT cu.phone_e164, c.direction, w.endpoint, t.status
+                         FROM retell.calls c
+                         JOIN retell.customers cu ON cu.id = c.customer_id
+                         JOIN retell.webhook_events w ON w.call_id = c.call_id
+                         JOIN retell.tickets t ON t.call_id = c.call_id
+                        WHERE c.call_id = ?}, $id);
+    is_deeply([ @$row{qw(phone_e164 direction endpoint status)} ], $want{$id},
+              "$name: $id: customer, direction, rules, ticket");
+}
+is(db_value(q{SELECT count(*) FROM retell.customers WHERE phone_e164 IN ('+14155550199', '+14155550100')}), 0,
+   "$name: no business line as a customer");
+like(block_log(), qr/"call_dir_out_on_in": an outbound call on the inbound endpoint: its customer is the called party/,
+     "$name: the mismatch logged");
+unlike(block_log(), qr/"call_dir_auto_\w+": an \w+ call on/, "$name: nothing to log with auto");
+
+
+
+=== TEST 25: transfer events, failed transfers and calls the platform dropped: every order of each call's events gives the same ticket and email
+transfer_bridged counts as a transfer (the ticket opens while the call
+goes on); a transfer that did not connect (transfer_cancelled, as an
+event or how the call ended) needs a person in both directions; an
+inbound call the platform dropped (call_status error, error_*,
+concurrency_limit_reached) needs one, an outbound call nobody answered
+does not; retell_failed_call_tickets off turns the last rule off.
+--- config eval
+Retell::webhook_locations()
+. "location = /in_quiet { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; retell_failed_call_tickets off; }\n"
+--- deliveries eval
+sub T {
+    my ($event, $id, $number, %call) = @_;
+    my $b = JSON::PP::decode_json(::B($event, $id, %call));
+    $b->{transfer_destination} = { number => $number, extension => undef };
+    $b->{transfer_option} = { type => 'warm' };
+    return JSON::PP->new->canonical->encode($b);
+}
+sub perms { my @l = @_; return [[]] unless @l; return [ map { my $i = $_; map { [ $l[$i], @$_ ] } @{ perms(@l[grep { $_ != $i } 0 .. $#l]) } } 0 .. $#l ] }
+my $no = { custom_analysis_data => {} };
+my %scenarios = (
+    bridged_out => [ '/out', ::B('call_started', 'x', outbound => 1),
+                     T('transfer_bridged', 'x', '+14155550111', outbound => 1, call_status => 'ongoing'),
+                     ::B('call_ended', 'x', outbound => 1, disconnection_reason => 'transfer_bridged') ],
+    cancel_out  => [ '/out', ::B('call_started', 'x', outbound => 1),
+                     T('transfer_cancelled', 'x', '+14155550111', outbound => 1, call_status => 'ongoing'),
+                     ::B('call_ended', 'x', outbound => 1, disconnection_reason => 'user_hangup') ],
+    cancel_in   => [ '/in', ::B('call_started', 'x'),
+                     ::B('call_ended', 'x', disconnection_reason => 'transfer_cancelled'),
+                     ::B('call_analyzed', 'x', disconnection_reason => 'transfer_cancelled',
+                         call_analysis => { call_successful => JSON::PP::true(),
+                                            custom_analysis_data => { action_required => JSON::PP::false() } }) ],
+    drop_llm    => [ '/in', ::B('call_started', 'x'),
+                     ::B('call_ended', 'x', disconnection_reason => 'error_llm_websocket_lost_connection'),
+                     ::B('call_analyzed', 'x', disconnection_reason => 'error_llm_websocket_lost_connection',
+                         call_analysis => $no) ],
+    drop_conc   => [ '/in', ::B('call_ended', 'x', call_status => 'error', disconnection_reason => 'concurrency_limit_reached'),
+                     ::B('call_analyzed', 'x', call_status => 'error', disconnection_reason => 'concurrency_limit_reached',
+                         call_analysis => $no) ],
+    noanswer_out => [ '/out', ::B('call_ended', 'x', outbound => 1, call_status => 'not_connected', disconnection_reason => 'dial_no_answer'),
+                      ::B('call_analyzed', 'x', outbound => 1, call_status => 'not_connected',
+                          disconnection_reason => 'dial_no_answer', call_analysis => $no) ],
+    quiet_drop  => [ '/in_quiet', ::B('call_started', 'x'),
+                     ::B('call_ended', 'x', disconnection_reason => 'error_llm_websocket_lost_connection'),
+                     ::B('call_analyzed', 'x', disconnection_reason => 'error_llm_websocket_lost_connection',
+                         call_analysis => $no) ],
+);
+my @d;
+for my $s (sort keys %scenarios) {
+    my ($path, @events) = @{ $scenarios{$s} };
+    my $i = 0;
+    for my $p (@{ perms(0 .. $#events) }) {
+        push @d, map { [ $path, ::C($events[$_], "$s-" . $i) ] } @$p;
+        $i++;
+    }
+}
+$main::orders = { map { my ($p, @e) = @{ $scenarios{$_} }; ($_ => (@e == 3 ? 6 : 2)) } keys %scenarios };
+\@d
+--- error_code eval
+[ (200) x (5 * 18 + 2 * 4) ]
+--- db_check
+my %want = (
+    bridged_out  => ['new', 'call_transfer'],
+    cancel_out   => ['new', 'transfer_failed'],
+    cancel_in    => ['new', 'transfer_failed'],
+    drop_llm     => ['new', 'call_failed'],
+    drop_conc    => ['new', 'call_failed'],
+    noanswer_out => ['closed', undef],
+    quiet_drop   => ['contacted', undef],
+);
+for my $s (sort keys %want) {
+    my $rows = db_rows(q{SELECT t.status, o.reason, c.transferred, c.transfer_failed, c.call_failed,
+                                c.transfer_destination, c.analyzed
+                           FROM retell.tickets t JOIN retell.calls c USING (call_id)
+                           LEFT JOIN retell.email_outbox o USING (call_id)
+                          WHERE t.call_id LIKE ? ORDER BY t.call_id}, "$s-%");
+    is(scalar @$rows, $main::orders->{$s}, "$name: $s: a call per order");
+    is_deeply($rows->[$_], $rows->[0], "$name: $s: order $_ ends like order 0") for 1 .. $#$rows;
+    is_deeply([ $rows->[0]{status}, $rows->[0]{reason} ], $want{$s}, "$name: $s: ticket and email");
+}
+is(db_value(q{SELECT transfer_destination FROM retell.calls WHERE call_id = 'bridged_out-0'}), '+14155550111',
+   "$name: the transfer event's destination stored");
+is(db_value(q{SELECT count(*) FROM retell.email_outbox}), 4 * 6 + 2, "$name: one email per call that needs a person");
+
+
+
+=== TEST 26: a warm transfer on an outbound call: transfer_started opens nothing, transfer_bridged opens the ticket and queues the email while the call goes on, call_ended changes neither
+--- deliveries eval
+[ [ '/out', ::B('call_started', 'call_warm', outbound => 1) ] ]
+--- error_code: 200
+--- db_check
+sub T {
+    my ($event, %call) = @_;
+    my $b = JSON::PP::decode_json(::B($event, 'call_warm', outbound => 1, %call));
+    $b->{transfer_destination} = { number => '+14155550111', extension => undef };
+    $b->{transfer_option} = { type => 'warm' };
+    return JSON::PP->new->canonical->encode($b);
+}
+sub state { return db_row(q{SELECT t.status, (SELECT count(*) FROM retell.email_outbox o WHERE o.call_id = t.call_id) AS emails,
+                                   (SELECT reason FROM retell.email_outbox o WHERE o.call_id = t.call_id) AS reason
+                              FROM retell.tickets t WHERE t.call_id = 'call_warm'}) }
+is_deeply(state(), { status => 'closed', emails => 0, reason => undef }, "$name: started: closed");
+my ($s) = post('/out', T('transfer_started', call_status => 'ongoing'));
+is($s, 204, "$name: transfer_started acknowledged");
+is_deeply(state(), { status => 'closed', emails => 0, reason => undef }, "$name: transfer_started: still closed, no email");
+($s) = post('/out', T('transfer_bridged', call_status => 'ongoing'));
+is($s, 200, "$name: transfer_bridged applied");
+is_deeply(state(), { status => 'new', emails => 1, reason => 'call_transfer' }, "$name: bridged: new, the email queued");
+($s) = post('/out', ::B('call_ended', 'call_warm', outbound => 1, call_status => 'ended', disconnection_reason => 'transfer_bridged'));
+is($s, 200, "$name: call_ended applied");
+is_deeply(state(), { status => 'new', emails => 1, reason => 'call_transfer' }, "$name: ended: still new, still one email");
+is(db_value(q{SELECT call_status FROM retell.calls WHERE call_id = 'call_warm'}), 'ended', "$name: the call ended");
+
+
+
+=== TEST 27: the 192-entry tables: the function reads each combination of facts at the index the module's table is built for
+ngx_http_retell_store.c builds the tables with call_failed 96,
+transfer_failed 48, transferred 24, action_required 16/8/0, analyzed 4,
+qualified 2, call_successful 1: each call here lands on a table whose
+entries say their own index, so an index read elsewhere fails.
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_started') ] ]
+--- error_code: 200
+--- db_check
+my @status = qw(new qualified contacted resolved closed);
+my @reason = ('', 'action_required', 'call_transfer', 'transfer_failed', 'call_failed');
+my $digits_status = join '', map { $_ % 5 } 0 .. 191;
+my $digits_email = join '', map { int($_ / 5) % 5 } 0 .. 191;
+my $bad = 0;
+for my $f (0 .. 191) {
+    my ($cfail, $xfail, $transferred, $ar, $analyzed, $qualified, $ok) =
+        (int($f / 96) % 2, int($f / 48) % 2, int($f / 24) % 2, int($f / 8) % 3, int($f / 4) % 2, int($f / 2) % 2, $f % 2);
+    my $call = "wide-$f";
+    my $body = qq{{"event":"call_analyzed","call":{"call_id":"$call","n":$f}}};
+    my @v = ('inbound', 'call_analyzed', $call, $body, 1, 'agent_8a1b2c3d4e5f60718293a4b5',
+             '+14155550101', '+14155550199', '+14155550101', '+14155550101', '(415) 555-0101',
+             'ended', undef, undef, undef, undef, undef, undef, undef, undef,
+             $ok ? 't' : 'f', undef, undef,
+             $qualified ? '{"lead_qualified":true}' : undef, undef, undef, undef,
+             $ar == 2 ? 't' : $ar == 1 ? 'f' : undef, undef, $qualified ? 't' : undef,
+             $transferred ? 't' : 'f', $analyzed ? 't' : 'f',
+             $digits_status, $digits_email, 5000, undef, 'inbound',
+             $xfail ? 't' : 'f', $cfail ? 't' : 'f', 'everything');
+    my $r = Retell::dbh()->selectrow_hashref(
+        'SELECT * FROM retell.apply_webhook(' . join(', ', ('?') x 40) . ')', undef, @v);
+    my $o = db_value('SELECT reason FROM retell.email_outbox WHERE call_id = ?', $call) // '';
+    my @want = ($status[$f % 5], $reason[int($f / 5) % 5]);
+    $bad++, diag("$name: index $f: got $r->{ticket_status}/$o, want @want")
+        unless $r->{ticket_status} eq $want[0] && $o eq $want[1];
+}
+is($bad, 0, "$name: every one of the 192 combinations read at its own index");
+is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id LIKE 'wide-%' AND data_storage_setting = 'everything'}), 192,
+   "$name: the storage setting stored");

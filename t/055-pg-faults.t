@@ -129,7 +129,7 @@ like(block_log(), qr/connection to "127\.0\.0\.1:$::hole" timed out after 2000 m
 
 
 
-=== TEST 3: a backend stopped while a large statement is being sent: after it resumes the connection serves again, not 30 s later
+=== TEST 3: a backend stopped while a large statement is being sent: after it resumes the statement is sent whole and answered, not given up, not 30 s later
 --- http_config eval: $Retell::PG =~ /(.*)/; qq{retell_postgres "$1";\nretell_postgres_pool 1;\n}
 --- config eval
 Retell::webhook_locations(in => "retell_postgres_timeout 1s; client_max_body_size 40m; client_body_buffer_size 40m;")
@@ -151,18 +151,18 @@ my $big = B('call_ended', 'big-send', inbound => 1, call_status => 'ended',
 my ($s, undef, $t) = post('/in', $big);
 is($s, 503, "$name: the big one times out while it is being sent");
 cmp_ok($t, '<', 2, "$name: at its timeout");
-my $q0 = db_value(q{SELECT query_start FROM pg_stat_activity WHERE pid = ?}, $backend);
 kill 'CONT', $backend;
 my $t0 = time;
 # the next delivery comes once the statement has ended: a connection still
 # draining when a delivery waits would be closed for it (TEST 10)
-ok(wait_for(sub { db_value(q{SELECT state = 'idle' AND query_start > ? FROM pg_stat_activity WHERE pid = ?}, $q0, $backend) }, 6),
-   "$name: the cancelled statement was sent whole and ended");
+# a connection that carried a command over 1 MB is closed once it is
+# answered (libpq keeps its largest buffer): its backend ends
+ok(wait_for(sub { !db_value(q{SELECT count(*) FROM pg_stat_activity WHERE pid = ?}, $backend) }, 6),
+   "$name: the cancelled statement was sent whole and answered, its connection then closed");
 my ($s2) = post('/in_patient', C(R('inbound-call_started'), 'after-big'));
 is($s2, 200, "$name: the next delivery is served once the backend resumes");
 cmp_ok(time - $t0, '<', 6, "$name: not after a 30 s drain timeout");
-is_deeply([ pg_backend_pids() ], [ $backend ], "$name: by the same connection");
-unlike(block_log(), qr/cancelled command was not|still draining/, "$name: the connection was not given up");
+unlike(block_log(), qr/cancelled command was not|still draining/, "$name: the connection was not given up: its answer was read");
 
 
 

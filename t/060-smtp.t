@@ -353,3 +353,50 @@ my $o = wait_for(sub { db_row(q{SELECT * FROM retell.email_outbox WHERE status =
 ok($o, "$name: back to pending for a retry");
 like($o->{last_error}, qr/timed out waiting for a reply/, "$name: says why");
 like(block_log(), qr/\[warn\] .*retell outbox 1 \(call "call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617"\): not sent, will retry/, "$name: logged with the call id");
+
+
+
+=== TEST 15: a failed transfer and a dropped call each send one email that says why (issue 18)
+--- deliveries eval
+[ [ '/in', ::B('call_ended', 'call_xfail', disconnection_reason => 'transfer_cancelled', call_status => 'ended') ],
+  [ '/in', ::B('call_ended', 'call_dropped', disconnection_reason => 'error_llm_websocket_lost_connection', call_status => 'ended') ] ]
+--- error_code eval
+[200, 200]
+--- db_check
+my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 2 ? $m : undef });
+is(scalar @{ $msgs // [] }, 2, "$name: two emails");
+my %by = map { my ($m) = parse_mail($_->{eml}); ($m->{subject} =~ /^\[([^\]]+)\]/)[0] => $m } @{ $msgs // [] };
+ok($by{'Transfer failed'}, "$name: [Transfer failed] subject");
+like($by{'Transfer failed'}{body} // '', qr/The caller asked for a person and the transfer did not connect: call them back\./,
+     "$name: the transfer email says why");
+ok($by{'Call dropped'}, "$name: [Call dropped] subject");
+like($by{'Call dropped'}{body} // '', qr/The call was dropped by the phone platform/, "$name: the dropped-call email says why");
+is_deeply(db_rows(q{SELECT call_id, reason, status FROM retell.email_outbox ORDER BY call_id}),
+          [ { call_id => 'call_dropped', reason => 'call_failed', status => 'sent' },
+            { call_id => 'call_xfail', reason => 'transfer_failed', status => 'sent' } ],
+          "$name: both rows sent");
+
+
+
+=== TEST 16: the email says when its recording link may already be dead: storage opted out and the call over 10 minutes ago, or a call over 24 hours ago (issue 18)
+--- deliveries eval
+my $now = Retell::now_ms();
+my %a = (call_analysis => { custom_analysis_data => { action_required => JSON::PP::true() } },
+         recording_url => 'https://recordings.example/rec-1.wav');
+[ [ '/in', ::B('call_analyzed', 'call_optout', %a, data_storage_setting => 'basic_attributes_only',
+               start_timestamp => $now - 1_500_000, end_timestamp => $now - 1_200_000) ],
+  [ '/in', ::B('call_analyzed', 'call_old', %a, data_storage_setting => 'everything',
+               start_timestamp => $now - 2 * 86_400_000, end_timestamp => $now - 2 * 86_400_000 + 60_000) ],
+  [ '/in', ::B('call_analyzed', 'call_fresh', %a, data_storage_setting => 'basic_attributes_only',
+               start_timestamp => $now - 120_000, end_timestamp => $now - 60_000) ] ]
+--- error_code eval
+[200, 200, 200]
+--- db_check
+my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 3 ? $m : undef });
+is(scalar @{ $msgs // [] }, 3, "$name: three emails");
+my %by = map { my ($m) = parse_mail($_->{eml}); ($m->{body} =~ /Call ID: (\S+)/)[0] => $m->{body} } @{ $msgs // [] };
+like($by{call_optout} // '', qr/rec-1\.wav\nRetell keeps no recording of this call/, "$name: opted out, 20 minutes on: said");
+like($by{call_old} // '', qr/rec-1\.wav\nThe link may have expired/, "$name: two days on: said");
+unlike($by{call_fresh} // '', qr/keeps no recording|may have expired/, "$name: a minute on: nothing to say");
+is(db_value(q{SELECT data_storage_setting FROM retell.calls WHERE call_id = 'call_optout'}), 'basic_attributes_only',
+   "$name: the storage setting stored with the call");

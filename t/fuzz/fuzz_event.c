@@ -892,6 +892,14 @@ check_last_wins(const ngx_http_retell_event_t *ev, const u_char *body,
     for (f = fields; f->name; f++) {
         v = last_key(f->level == 0 ? top : f->level == 1 ? call : analysis,
                      f->name);
+
+        /* a transfer event's top-level destination stands in for none */
+        if (strcmp(f->name, "transfer_destination") == 0
+            && (v == NULL || YAJL_IS_NULL(v)))
+        {
+            continue;
+        }
+
         check_field_last_wins(ev, f, v);
     }
 
@@ -951,7 +959,10 @@ check_event(const ngx_http_retell_event_t *ev, const u_char *body,
     }
 
     FZ_CHECK(ev->event.data != NULL, "accepted without an event");
-    FZ_CHECK(ev->call_id.data != NULL && ev->call_id.len > 0,
+
+    /* an event the module does not apply is acknowledged without a call */
+    FZ_CHECK(!ngx_http_retell_event_applied((char *) ev->event.data)
+             || (ev->call_id.data != NULL && ev->call_id.len > 0),
              "accepted without a call_id");
 
     t = NGX_HTTP_RETELL_EVENT_OTHER;
@@ -964,10 +975,21 @@ check_event(const ngx_http_retell_event_t *ev, const u_char *body,
 
     } else if (strcmp((char *) ev->event.data, "call_analyzed") == 0) {
         t = NGX_HTTP_RETELL_EVENT_CALL_ANALYZED;
+
+    } else if (strcmp((char *) ev->event.data, "transfer_bridged") == 0) {
+        t = NGX_HTTP_RETELL_EVENT_TRANSFER_BRIDGED;
+
+    } else if (strcmp((char *) ev->event.data, "transfer_cancelled") == 0) {
+        t = NGX_HTTP_RETELL_EVENT_TRANSFER_CANCELLED;
     }
 
     FZ_CHECK(ev->type == (ngx_http_retell_event_type_e) t,
              "type %d for event \"%s\"", ev->type, ev->event.data);
+
+    /* an event the module does not apply is read no further, stored nowhere */
+    if (ev->type == NGX_HTTP_RETELL_EVENT_OTHER) {
+        return;
+    }
 
     FZ_CHECK(ev->action_required == 0 || ev->action_required == 1
              || ev->action_required == NGX_HTTP_RETELL_ABSENT,
@@ -985,11 +1007,12 @@ check_event(const ngx_http_retell_event_t *ev, const u_char *body,
              || ev->action_required == NGX_HTTP_RETELL_ABSENT,
              "action_required both %d and invalid", ev->action_required);
 
-    t = ev->disconnection_reason.data != NULL
-        && (strcmp((char *) ev->disconnection_reason.data, "call_transfer")
-            == 0
-            || strcmp((char *) ev->disconnection_reason.data,
-                      "transfer_bridged") == 0);
+    t = (ev->disconnection_reason.data != NULL
+         && (strcmp((char *) ev->disconnection_reason.data, "call_transfer")
+             == 0
+             || strcmp((char *) ev->disconnection_reason.data,
+                       "transfer_bridged") == 0))
+        || ev->type == NGX_HTTP_RETELL_EVENT_TRANSFER_BRIDGED;
 
     FZ_CHECK(ev->transferred == (unsigned) t, "transferred is %u for \"%s\"",
              ev->transferred,
@@ -1033,7 +1056,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                      rc, rc2;
     long                     allocations;
-    char                    *err, *err3;
+    char                    *err, *err3, name[NGX_HTTP_RETELL_SHORT_MAX_LEN];
     size_t                   i;
     fz_pool_t                pool, pool2;
     ngx_http_retell_event_t  ev, ev2;
@@ -1064,6 +1087,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_event(&ev, data, size);
     }
 
+    /* the name read alone, for a refused body: bounded, NUL-free */
+
+    if (ngx_http_retell_event_name(data, size, name, sizeof(name))) {
+        FZ_CHECK(strlen(name) < sizeof(name), "name unterminated");
+    }
+
     /* no error buffer: the same answer, the same event */
 
     fz_pool_init(&pool2, -1);
@@ -1073,8 +1102,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (rc == 0) {
         FZ_CHECK(ev2.call_id.len == ev.call_id.len
-                 && memcmp(ev2.call_id.data, ev.call_id.data, ev.call_id.len)
-                    == 0
+                 && (ev.call_id.len == 0
+                     || memcmp(ev2.call_id.data, ev.call_id.data,
+                               ev.call_id.len) == 0)
                  && ev2.type == ev.type
                  && ev2.action_required == ev.action_required
                  && ev2.qualified == ev.qualified,

@@ -142,6 +142,12 @@ expected_subject(const ngx_http_retell_mail_t *m)
     } else if (is(&m->reason, "action_required")) {
         p = cat(p, "[Action required] ", 18);
 
+    } else if (is(&m->reason, "transfer_failed")) {
+        p = cat(p, "[Transfer failed] ", 18);
+
+    } else if (is(&m->reason, "call_failed")) {
+        p = cat(p, "[Call dropped] ", 15);
+
     } else {
         p = cat(p, "[Ticket needs attention] ", 25);
     }

@@ -509,6 +509,160 @@ test_storable(void)
 }
 
 
+/*
+ * Events the module does not apply: parsed as "other" whatever the body
+ * holds besides; when the full parse refuses such a body, the name read
+ * alone says it is not the module's to refuse
+ */
+
+static void
+test_unapplied(void)
+{
+    int                      rc;
+    char                     err[160], name[64];
+    ngx_http_retell_event_t  ev;
+
+    static const char  *ok[] = {
+        "{\"event\":\"chat_started\",\"chat\":{\"chat_id\":\"c1\"}}",
+        "{\"chat\":{\"chat_id\":\"c1\"},\"event\":\"chat_analyzed\"}",
+        "{\"event\":\"transcript_updated\",\"call\":{\"call_id\":\"a\"}}",
+        "{\"event\":\"transfer_started\",\"call\":{\"call_id\":\"a\"},"
+        "\"transfer_destination\":{\"number\":\"+14155550100\"}}",
+        "{\"event\":\"call_inbound\",\"call_inbound\":{\"from_number\":"
+        "\"+14155550134\",\"to_number\":\"+14155550100\"}}",
+        "{\"event\":\"something_new\"}",
+        NULL
+    };
+
+    const char  **j;
+
+    for (j = ok; *j; j++) {
+        rc = parse(*j, &ev, err, sizeof(err));
+        CHECK(rc == 0 && ev.type == NGX_HTTP_RETELL_EVENT_OTHER,
+              "%s: rc %d (%s), type %d", *j, rc, err, (int) ev.type);
+    }
+
+    CHECK(!ngx_http_retell_event_applied("chat_ended"), "chat_ended");
+    CHECK(ngx_http_retell_event_applied("call_ended"), "call_ended");
+
+    /* the full parse refuses these; the name read alone is not applied */
+
+    rc = parse("{\"event\":\"chat_ended\",\"call\":{\"call_id\":7}}",
+               &ev, err, sizeof(err));
+    CHECK(rc == -1, "a call_id of the wrong type is refused by the parse");
+
+#define NAME(json)                                                            \
+    ngx_http_retell_event_name((const u_char *) (json), strlen(json), name,  \
+                               sizeof(name))
+
+    CHECK(NAME("{\"call\":{\"call_id\":7},\"event\":\"chat_ended\"}")
+          && strcmp(name, "chat_ended") == 0, "name after the call: %s", name);
+    CHECK(NAME("{\"x\":{\"event\":\"inner\"},\"event\":\"outer\"}")
+          && strcmp(name, "outer") == 0, "only the top level: %s", name);
+    CHECK(!NAME("{\"event\":7}"), "a number is no name");
+    CHECK(!NAME("{\"event\":{\"a\":\"b\"}}"), "an object is no name");
+    CHECK(!NAME("[\"event\",\"call_ended\"]"), "an array holds no key");
+    CHECK(!NAME("{\"event\":\"a\\u0000b\"}"), "a NUL is no name");
+    CHECK(!NAME("not json"), "not JSON");
+    CHECK(!NAME("{\"event\":\""
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                "\"}"), "too long for the buffer");
+    CHECK(NAME("{\"event\":\"call_started\",\"call\":{\"call_id\":7}}")
+          && ngx_http_retell_event_applied(name),
+          "a malformed call event is still one: %s", name);
+
+#undef NAME
+}
+
+
+/* the facts an event states by its type or how its call ended */
+
+static void
+test_transfer_and_failure_facts(void)
+{
+    int                      rc;
+    char                     err[160];
+    ngx_http_retell_event_t  ev;
+
+    static const struct {
+        const char  *json;
+        unsigned     transferred, transfer_failed, call_failed;
+        const char  *destination;
+    } cases[] = {
+        { "{\"event\":\"transfer_bridged\",\"call\":{\"call_id\":\"a\","
+          "\"call_status\":\"ongoing\"},\"transfer_destination\":"
+          "{\"number\":\"+14155550111\",\"extension\":null},"
+          "\"transfer_option\":{\"type\":\"warm\"}}",
+          1, 0, 0, "+14155550111" },
+        { "{\"event\":\"transfer_bridged\",\"call\":{\"call_id\":\"a\","
+          "\"transfer_destination\":\"+14155550122\"},"
+          "\"transfer_destination\":{\"number\":\"+14155550111\"}}",
+          1, 0, 0, "+14155550122" },
+        { "{\"event\":\"transfer_cancelled\",\"call\":{\"call_id\":\"a\"},"
+          "\"transfer_destination\":\"+14155550111\"}",
+          0, 1, 0, "+14155550111" },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"transfer_cancelled\"}}",
+          0, 1, 0, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"transfer_bridged\"}}",
+          1, 0, 0, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"call_status\":\"error\"}}",
+          0, 0, 1, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"error_llm_websocket_lost_connection\"}}",
+          0, 0, 1, NULL },
+        { "{\"event\":\"call_analyzed\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"concurrency_limit_reached\"}}",
+          0, 0, 1, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"error_user_not_joined\"}}",
+          0, 0, 0, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"dial_no_answer\"}}",
+          0, 0, 0, NULL },
+        { "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"a\","
+          "\"disconnection_reason\":\"user_hangup\","
+          "\"call_status\":\"ended\"}}",
+          0, 0, 0, NULL },
+    };
+
+    size_t  i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rc = parse(cases[i].json, &ev, err, sizeof(err));
+
+        CHECK(rc == 0 && ev.transferred == cases[i].transferred
+              && ev.transfer_failed == cases[i].transfer_failed
+              && ev.call_failed == cases[i].call_failed,
+              "%s: rc %d (%s), transferred %u, failed %u, call failed %u",
+              cases[i].json, rc, err, ev.transferred, ev.transfer_failed,
+              ev.call_failed);
+
+        if (cases[i].destination) {
+            CHECK_STR(ev.transfer_destination.data, cases[i].destination,
+                      cases[i].json);
+        }
+    }
+
+    CHECK(parse("{\"event\":\"transfer_bridged\",\"call\":{\"call_id\":"
+                "\"a\"},\"transfer_destination\":[1]}", &ev, err,
+                sizeof(err)) == -1
+          && strstr(err, "\"transfer_destination\" must be an object"),
+          "a transfer_destination of another shape: %s", err);
+    CHECK(parse("{\"event\":\"transfer_bridged\",\"call\":{\"call_id\":"
+                "\"a\"},\"transfer_destination\":{\"number\":5}}", &ev, err,
+                sizeof(err)) == -1
+          && strstr(err, "\"transfer_destination.number\" must be a string"),
+          "a number that is no string: %s", err);
+    CHECK(parse("{\"event\":\"transfer_bridged\",\"transfer_destination\":"
+                "{\"number\":\"+1\"}}", &ev, err, sizeof(err)) == -1
+          && strstr(err, "\"call\" is missing"),
+          "an applied transfer event needs its call: %s", err);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -516,6 +670,8 @@ main(int argc, char **argv)
     test_facts();
     test_rejects();
     test_storable();
+    test_unapplied();
+    test_transfer_and_failure_facts();
 
     free_all();
 

@@ -1282,6 +1282,47 @@ test_sections(void)
     CHECK_STR(o.subject.data, "[Call transferred] Call with Dana Whitfield",
               "name-only subject");
 
+    /* a transfer that did not connect, a call the platform dropped */
+
+    base_mail(&m);
+    SET(m.reason, "transfer_failed");
+    full_check(&m, &o, &ps, "transfer failed");
+    CHECK(strncmp((char *) o.subject.data, "[Transfer failed] Call from ",
+                  28) == 0, "transfer failed subject: %s", o.subject.data);
+    CHECK(contains(&o.text, "The caller asked for a person and the transfer "
+                   "did not connect: call them back.\n"),
+          "transfer failed: why");
+
+    SET(m.reason, "call_failed");
+    full_check(&m, &o, &ps, "call failed");
+    CHECK(strncmp((char *) o.subject.data, "[Call dropped] Call from ", 25)
+          == 0, "call failed subject: %s", o.subject.data);
+    CHECK(contains(&o.text, "The call was dropped by the phone platform "
+                   "before the caller was heard out: call them back.\n"),
+          "call failed: why");
+
+    /* a recording link that may be dead says so */
+
+    base_mail(&m);
+    SET(m.recording_url, "https://dxc03zgurdly9.cloudfront.net/rec.wav");
+    SET(m.recording_note, "storage");
+    full_check(&m, &o, &ps, "recording, storage opted out");
+    CHECK(contains(&o.text, "rec.wav\nRetell keeps no recording of this call "
+                   "(its data storage setting):\nthe link worked for 10 "
+                   "minutes after the call only.\n"),
+          "the opted-out note follows the link");
+
+    SET(m.recording_note, "age");
+    full_check(&m, &o, &ps, "recording, old");
+    CHECK(contains(&o.text, "rec.wav\nThe link may have expired: signed "
+                   "recording links last 24 hours by\ndefault"),
+          "the expiry note follows the link");
+
+    SET(m.recording_note, "");
+    full_check(&m, &o, &ps, "recording, fresh");
+    CHECK(!contains(&o.text, "keeps no recording")
+          && !contains(&o.text, "may have expired"), "no note on a fresh link");
+
     /* an unknown reason still says something */
 
     SET(m.reason, "other");

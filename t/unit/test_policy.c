@@ -15,6 +15,8 @@
 #define NONE  NGX_HTTP_RETELL_EMAIL_NONE
 #define ACT   NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED
 #define XFER  NGX_HTTP_RETELL_EMAIL_CALL_TRANSFER
+#define XFAIL NGX_HTTP_RETELL_EMAIL_TRANSFER_FAILED
+#define CFAIL NGX_HTTP_RETELL_EMAIL_CALL_FAILED
 
 
 typedef struct {
@@ -74,9 +76,106 @@ static const policy_case_t  cases[] = {
 };
 
 
+/*
+ * The new facts (issue 18), rule by rule: a failed transfer needs a
+ * person in both directions, unless a transfer went through; a call the
+ * platform dropped needs one inbound, unless the analysis said more.
+ */
+
+typedef struct {
+    const char  *rule;
+    unsigned     outbound, transferred, transfer_failed, call_failed,
+                 analyzed;
+    int          action_required;
+    const char  *status;
+    int          email;
+} failure_case_t;
+
+
+static const failure_case_t  failures[] = {
+    { "in 1b transfer failed", IN, 0, 1, 0, 0, ABS, "new", XFAIL },
+    { "out 1b transfer failed", OUT, 0, 1, 0, 0, ABS, "new", XFAIL },
+    { "in 1b failed, analyzed, action false", IN, 0, 1, 0, 1, 0, "new",
+      XFAIL },
+    { "out 1b failed, action true", OUT, 0, 1, 0, 1, 1, "new", XFAIL },
+    { "in 1 a transfer that went through wins", IN, 1, 1, 0, 1, ABS, "new",
+      XFER },
+    { "out 1 a transfer that went through wins", OUT, 1, 1, 1, 0, ABS,
+      "new", XFER },
+    { "in 2b call failed", IN, 0, 0, 1, 0, ABS, "new", CFAIL },
+    { "in 2b call failed, analyzed without action", IN, 0, 0, 1, 1, ABS,
+      "new", CFAIL },
+    { "in 2 action true before call failed", IN, 0, 0, 1, 1, 1, "new",
+      ACT },
+    { "in 2b call failed wins over action false", IN, 0, 0, 1, 1, 0,
+      "new", CFAIL },
+    { "out 2b does not apply outbound", OUT, 0, 0, 1, 0, ABS, "closed",
+      NONE },
+    { "out 2b does not apply outbound, analyzed", OUT, 0, 0, 1, 1, 0,
+      "closed", NONE },
+    { NULL, 0, 0, 0, 0, 0, 0, NULL, 0 }
+};
+
+
+/*
+ * Every combination of facts against the rules written out again here,
+ * apart from the module's code: the table the module sends holds one
+ * entry per combination
+ */
+
+static void
+test_every_combination(void)
+{
+    int                          i, action, status_new, email;
+    const char                  *status;
+    ngx_http_retell_facts_t      f;
+    ngx_http_retell_decision_t   d;
+
+    for (i = 0; i < 2 * 2 * 2 * 2 * 3 * 2 * 2 * 2; i++) {
+        f.outbound = i & 1;
+        f.transferred = (i >> 1) & 1;
+        f.transfer_failed = (i >> 2) & 1;
+        f.call_failed = (i >> 3) & 1;
+        f.analyzed = (i >> 4) & 1;
+        f.qualified = (i >> 5) & 1;
+        f.call_successful = (i >> 6) & 1;
+        action = (i >> 7) % 3;
+        f.action_required = action == 0 ? ABS : action == 1 ? 0 : 1;
+
+        d = ngx_http_retell_policy(&f);
+
+        email = f.transferred ? XFER
+                : f.transfer_failed ? XFAIL
+                : f.action_required == 1 ? ACT
+                : (f.call_failed && !f.outbound) ? CFAIL
+                : NONE;
+
+        status_new = (email != NONE);
+
+        status = status_new ? "new"
+                 : f.outbound ? "closed"
+                 : f.action_required == 0 ? "closed"
+                 : !f.analyzed ? "new"
+                 : f.qualified ? "qualified"
+                 : f.call_successful ? "resolved"
+                 : "contacted";
+
+        CHECK((int) d.email == email
+              && strcmp(ngx_http_retell_status_name(d.status), status) == 0,
+              "combination %d (out %u xfer %u xfail %u cfail %u an %u "
+              "q %u ok %u act %d): %s/%d, want %s/%d", i, f.outbound,
+              f.transferred, f.transfer_failed, f.call_failed, f.analyzed,
+              f.qualified, f.call_successful, f.action_required,
+              ngx_http_retell_status_name(d.status), (int) d.email,
+              status, email);
+    }
+}
+
+
 int
 main(void)
 {
+    const failure_case_t        *fc;
     const policy_case_t         *c;
     ngx_http_retell_facts_t      facts;
     ngx_http_retell_decision_t   d;
@@ -84,6 +183,8 @@ main(void)
     for (c = cases; c->rule; c++) {
         facts.outbound = c->outbound;
         facts.transferred = c->transferred;
+        facts.transfer_failed = 0;
+        facts.call_failed = 0;
         facts.analyzed = c->analyzed;
         facts.qualified = c->qualified;
         facts.call_successful = c->successful;
@@ -96,6 +197,30 @@ main(void)
               (int) d.email, c->email);
     }
 
+    for (fc = failures; fc->rule; fc++) {
+        facts.outbound = fc->outbound;
+        facts.transferred = fc->transferred;
+        facts.transfer_failed = fc->transfer_failed;
+        facts.call_failed = fc->call_failed;
+        facts.analyzed = fc->analyzed;
+        facts.qualified = 0;
+        facts.call_successful = 0;
+        facts.action_required = fc->action_required;
+
+        d = ngx_http_retell_policy(&facts);
+
+        CHECK_STR(ngx_http_retell_status_name(d.status), fc->status,
+                  fc->rule);
+        CHECK((int) d.email == fc->email, "%s: email %d, want %d", fc->rule,
+              (int) d.email, fc->email);
+    }
+
+    test_every_combination();
+
+    CHECK_STR(ngx_http_retell_email_reason_name(XFAIL), "transfer_failed",
+              "reason name");
+    CHECK_STR(ngx_http_retell_email_reason_name(CFAIL), "call_failed",
+              "reason name");
     CHECK_STR(ngx_http_retell_email_reason_name(ACT), "action_required",
               "reason name");
     CHECK_STR(ngx_http_retell_email_reason_name(XFER), "call_transfer",

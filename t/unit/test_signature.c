@@ -16,6 +16,12 @@
 #define TS1    "1763923200000"
 #define HEX1   "bfcc07b8ca4db65b915000a0dbf851617f9addc9417e4cc35f6b452f98ec1e32"
 
+/* Retell's own, from retell-sdk's tests (tests/webhook-auth.test.ts) */
+#define BODY3  "{\"event\":\"call_ended\"}"
+#define KEY3   "test-api-key"
+#define TS3    "1700000000000"
+#define HEX3   "07024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e"
+
 #define BODY2  "hello"
 #define KEY2   "secret"
 #define TS2    "1700000000000"
@@ -67,6 +73,9 @@ main(void)
 
     CHECK(verify("v=" TS1 ",d=" HEX1, KEY1, BODY1) == 1, "vector 1");
     CHECK(verify("v=" TS2 ",d=" HEX2, KEY2, BODY2) == 1, "vector 2");
+    CHECK(verify("v=" TS3 ",d=" HEX3, KEY3, BODY3) == 1, "Retell's vector");
+    CHECK(verify("v=" TS3 ",d=" HEX3, KEY3, BODY3 " ") == 0,
+          "Retell's vector, body changed");
 
     /* upper-case hex, either order, spaces around items */
 
