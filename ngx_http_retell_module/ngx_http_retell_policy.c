@@ -80,6 +80,34 @@ ngx_http_retell_policy(const ngx_http_retell_facts_t *facts)
 }
 
 
+void
+ngx_http_retell_policy_table(unsigned outbound, unsigned email, char *buf)
+{
+    unsigned                     i;
+    ngx_http_retell_facts_t      facts;
+    ngx_http_retell_decision_t   d;
+
+    for (i = 0; i < NGX_HTTP_RETELL_POLICY_TABLE; i++) {
+        facts.outbound = outbound;
+        facts.call_failed = (i / 96) & 1;
+        facts.transfer_failed = (i / 48) & 1;
+        facts.transferred = (i / 24) & 1;
+        facts.action_required = (i / 8) % 3 == 2 ? 1
+                                : (i / 8) % 3 == 1 ? 0
+                                : NGX_HTTP_RETELL_POLICY_ABSENT;
+        facts.analyzed = (i / 4) & 1;
+        facts.qualified = (i / 2) & 1;
+        facts.call_successful = i & 1;
+
+        d = ngx_http_retell_policy(&facts);
+
+        buf[i] = (char) ('0' + (email ? (int) d.email : (int) d.status));
+    }
+
+    buf[NGX_HTTP_RETELL_POLICY_TABLE] = '\0';
+}
+
+
 const char *
 ngx_http_retell_status_name(ngx_http_retell_status_e status)
 {

@@ -34,6 +34,10 @@ typedef enum {
 } ngx_http_retell_email_reason_e;
 
 
+/* NGX_HTTP_RETELL_ABSENT of ngx_http_retell_event.h */
+#define NGX_HTTP_RETELL_POLICY_ABSENT  -1
+
+
 /* each only ever goes from false to true as a call's events arrive */
 
 typedef struct {
@@ -56,6 +60,18 @@ typedef struct {
 
 ngx_http_retell_decision_t ngx_http_retell_policy(
     const ngx_http_retell_facts_t *facts);
+
+/*
+ * The rules as the SQL reads them: one digit per combination of facts (the
+ * status, or with email the reason), indexed call_failed 96,
+ * transfer_failed 48, transferred 24, action_required true 16 / false 8 /
+ * absent 0, analyzed 4, qualified 2, call_successful 1; buf holds
+ * NGX_HTTP_RETELL_POLICY_TABLE + 1 bytes, NUL-terminated
+ */
+#define NGX_HTTP_RETELL_POLICY_TABLE  192
+
+void ngx_http_retell_policy_table(unsigned outbound, unsigned email,
+    char *buf);
 
 const char *ngx_http_retell_status_name(ngx_http_retell_status_e status);
 const char *ngx_http_retell_email_reason_name(

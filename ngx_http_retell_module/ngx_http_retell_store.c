@@ -10,8 +10,6 @@
 #include "ngx_http_retell_module.h"
 
 
-#define NGX_HTTP_RETELL_RULES  192     /* the facts index, see the SQL */
-
 
 /*
  * retell.apply_webhook()'s parameters, in its order, each named for its
@@ -535,36 +533,16 @@ static char *
 ngx_http_retell_rules_param(ngx_pool_t *pool, ngx_uint_t outbound,
     ngx_uint_t email)
 {
-    u_char                      *buf;
-    ngx_uint_t                   i;
-    ngx_http_retell_facts_t      facts;
-    ngx_http_retell_decision_t   d;
+    char  *buf;
 
-    buf = ngx_pnalloc(pool, NGX_HTTP_RETELL_RULES + 1);
+    buf = ngx_pnalloc(pool, NGX_HTTP_RETELL_POLICY_TABLE + 1);
     if (buf == NULL) {
         return NULL;
     }
 
-    for (i = 0; i < NGX_HTTP_RETELL_RULES; i++) {
-        facts.outbound = outbound;
-        facts.call_failed = (i / 96) & 1;
-        facts.transfer_failed = (i / 48) & 1;
-        facts.transferred = (i / 24) & 1;
-        facts.action_required = (i / 8) % 3 == 2 ? 1
-                                : (i / 8) % 3 == 1 ? 0
-                                : NGX_HTTP_RETELL_ABSENT;
-        facts.analyzed = (i / 4) & 1;
-        facts.qualified = (i / 2) & 1;
-        facts.call_successful = i & 1;
+    ngx_http_retell_policy_table(outbound, email, buf);
 
-        d = ngx_http_retell_policy(&facts);
-
-        buf[i] = (u_char) ('0' + (email ? d.email : d.status));
-    }
-
-    buf[NGX_HTTP_RETELL_RULES] = '\0';
-
-    return (char *) buf;
+    return buf;
 }
 
 

@@ -172,6 +172,61 @@ test_every_combination(void)
 }
 
 
+/*
+ * The tables the module sends: the entry at the index the SQL computes
+ * (docs/data-and-rules.md, t/040-store.t #27 reads them there) is the
+ * policy's answer for those facts
+ */
+
+static void
+test_tables(void)
+{
+    int                          i, action;
+    char                         status[NGX_HTTP_RETELL_POLICY_TABLE + 1];
+    char                         email[NGX_HTTP_RETELL_POLICY_TABLE + 1];
+    unsigned                     out;
+    ngx_http_retell_facts_t      f;
+    ngx_http_retell_decision_t   d;
+
+    for (out = 0; out < 2; out++) {
+        memset(status, 'x', sizeof(status));
+        memset(email, 'x', sizeof(email));
+        ngx_http_retell_policy_table(out, 0, status);
+        ngx_http_retell_policy_table(out, 1, email);
+
+        CHECK(strlen(status) == 192 && strlen(email) == 192,
+              "192 digits, terminated");
+
+        for (i = 0; i < 2 * 2 * 2 * 2 * 3 * 2 * 2; i++) {
+            f.outbound = out;
+            f.call_failed = i & 1;
+            f.transfer_failed = (i >> 1) & 1;
+            f.transferred = (i >> 2) & 1;
+            f.analyzed = (i >> 3) & 1;
+            f.qualified = (i >> 4) & 1;
+            f.call_successful = (i >> 5) & 1;
+            action = (i >> 6) % 3;
+            f.action_required = action == 0 ? ABS : action == 1 ? 0 : 1;
+
+            d = ngx_http_retell_policy(&f);
+
+            /* the SQL's index, 0-based */
+            action = 96 * f.call_failed + 48 * f.transfer_failed
+                     + 24 * f.transferred
+                     + (f.action_required == 1 ? 16
+                        : f.action_required == 0 ? 8 : 0)
+                     + 4 * f.analyzed + 2 * f.qualified + f.call_successful;
+
+            CHECK(status[action] == '0' + (int) d.status
+                  && email[action] == '0' + (int) d.email,
+                  "%s table, index %d: %c%c, want %d%d",
+                  out ? "outbound" : "inbound", action, status[action],
+                  email[action], (int) d.status, (int) d.email);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -216,6 +271,7 @@ main(void)
     }
 
     test_every_combination();
+    test_tables();
 
     CHECK_STR(ngx_http_retell_email_reason_name(XFAIL), "transfer_failed",
               "reason name");
