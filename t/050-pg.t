@@ -20,6 +20,11 @@ add_response_body_check(\&db_check_hook);
 no_shuffle();
 run_tests();
 
+# statements waiting for a row lock; deliveries that waited for a
+# connection (a debug line each)
+sub lock_waiters { return db_value(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) }
+sub waiting { return scalar(() = Retell::block_log() =~ /retell postgres: waiting for a connection/g) }
+
 __DATA__
 
 === TEST 1: PostgreSQL stopped: 503 with Retry-After within the timeout; back: 200, no reload
@@ -62,7 +67,7 @@ retell_postgres_pool 1;
 my $locker = lock_rows(q{SELECT 1 FROM retell.calls WHERE call_id = 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617' FOR UPDATE});
 my $t0 = time;
 my $sock = post_start('/in', ::R('inbound-call_ended'));
-sleep 0.2;   # let the statement reach the lock
+ok(wait_for(sub { ::lock_waiters() }, 5), "$name: the statement waits for the lock");
 my ($fs, $fb, $ft) = get('/fast');
 is($fs, 200, "$name: another location answers");
 cmp_ok($ft, '<', 0.3, "$name: at once, while the delivery waits");
@@ -98,9 +103,9 @@ my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
 # one statement holds the only connection, 32 wait (16 statements of 2
 # deliveries per connection)
 my @socks = (post_start('/in', ::R('inbound-call_ended')));
-sleep 0.2;
+ok(wait_for(sub { ::lock_waiters() }, 5), "$name: the first statement waits for the lock");
 push @socks, post_start('/in', ::C(::R('inbound-call_started'), "wait$_")) for 1 .. 32;
-sleep 0.2;
+ok(wait_for(sub { ::waiting() >= 32 }, 5), "$name: 32 wait for a connection");
 my ($s, $b, $t) = post('/in', ::C(::R('inbound-call_started'), 'one-too-many'));
 is($s, 503, "$name: over the bound");
 like($b, qr/database busy/, "$name: says why");
@@ -140,16 +145,16 @@ retell_postgres_pool 1;
 --- db_check
 my $locker = lock_rows(q{SELECT 1 FROM retell.calls FOR UPDATE});
 my $sock = post_start('/in', ::R('inbound-call_ended'));
-sleep 0.2;
+ok(wait_for(sub { ::lock_waiters() }, 5), "$name: the statement waits for the lock");
 close $sock;                         # the client gives up
+my $w0 = ::waiting();
 my $next = post_start('/in', ::C(::R('inbound-call_started'), 'next-call'));
-sleep 0.2;
+ok(wait_for(sub { ::waiting() > $w0 }, 5), "$name: the next one waits for the connection");
 $locker->rollback;                   # the first statement can finish now
 $locker->disconnect;
 my ($s, $b) = post_finish($next);
 is($s, 200, "$name: the next delivery is served after the first one drained");
-my $deadline = time + 5;
-sleep 0.05 until db_value(q{SELECT count(*) FROM retell.webhook_events WHERE event = 'call_ended'}) || time > $deadline;
+wait_for(sub { db_value(q{SELECT count(*) FROM retell.webhook_events WHERE event = 'call_ended'}) }, 5);
 is(db_value(q{SELECT call_status FROM retell.calls WHERE call_id = 'call_5c1f2b7e8a9d4e0fb3c6a1d2e4f50617'}), 'ended', "$name: accepted data is kept");
 
 

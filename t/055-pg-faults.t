@@ -65,6 +65,9 @@ sub read_answer {
 
 sub table_count { db_value("SELECT count(*) FROM retell.$_[0]") }
 
+# requests whose header nginx has read (a debug line each)
+sub headers_read { return scalar(() = Retell::block_log() =~ /http header done/g) }
+
 __DATA__
 
 === TEST 1: idle connections reset while a delivery's body arrives: the delivery is applied on a new connection
@@ -81,8 +84,9 @@ wait_for(sub { proxy_cmd('count') == 2 }, 5);
 is(proxy_cmd('count'), 2, "$name: both idle, through the proxy");
 # the body is read, then both connections die, before the worker sees either
 my $body = C(R('inbound-call_started'), 'rst-c');
+my $h0 = headers_read();
 my $sock = post_headers('/in', $body);
-sleep 0.2;                              # nginx has the headers
+ok(wait_for(sub { headers_read() > $h0 }, 5), "$name: nginx has the headers");
 my $w = worker();
 kill 'STOP', $w;
 print $sock $body;

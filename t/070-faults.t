@@ -210,7 +210,7 @@ ok($locker, "$name: deliveries in flight");
 my ($master) = nginx_pids();
 kill 'QUIT', $master;
 my $t_quit = time;
-Time::HiRes::sleep(0.3);
+ok(wait_for(sub { block_log() =~ /gracefully shutting down/ }, 5), "$name: the workers are shutting down");
 $locker->rollback;
 $locker->disconnect;
 ok(wait_for(sub { !pid_alive($master) }, 15), "$name: nginx exits gracefully");
