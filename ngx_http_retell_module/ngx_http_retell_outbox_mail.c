@@ -16,7 +16,6 @@ static ngx_int_t ngx_http_retell_outbox_field(ngx_pool_t *pool,
 static ngx_int_t ngx_http_retell_outbox_addresses(
     ngx_http_retell_outbox_t *ob, ngx_str_t *list, ngx_str_t **addr,
     ngx_uint_t *n);
-static void *ngx_http_retell_outbox_palloc(void *pool, size_t size);
 
 
 /* the message of the claimed row in res; its values, in order */
@@ -181,7 +180,7 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
         m.ticket_url.len = p - m.ticket_url.data;
     }
 
-    if (ngx_http_retell_mail_format(&m, ngx_http_retell_outbox_palloc, pool,
+    if (ngx_http_retell_mail_format(&m, ngx_http_retell_palloc, pool,
                                     (ngx_http_retell_str_t *) &ob->subject,
                                     (ngx_http_retell_str_t *) &ob->text,
                                     (ngx_http_retell_str_t *) &message)
@@ -196,7 +195,7 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
     }
 
     if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &message,
-                                       ngx_http_retell_outbox_palloc, pool,
+                                       ngx_http_retell_palloc, pool,
                                        (ngx_http_retell_str_t *) &s->data)
         != 0)
     {
@@ -323,12 +322,6 @@ ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res, int field)
     return s;
 }
 
-
-static void *
-ngx_http_retell_outbox_palloc(void *pool, size_t size)
-{
-    return ngx_pnalloc(pool, size);
-}
 
 
 char *

@@ -171,7 +171,7 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
         conn->large = 1;
     }
 
-    if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
+    if (ngx_http_retell_pg_prepared_send(conn) != NGX_OK) {
         ngx_http_retell_pg_broken(conn);
         return;
     }
@@ -719,7 +719,7 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
     ngx_http_retell_pg_pool_t  *pool;
 
     if (conn->preparing) {
-        rc = ngx_http_retell_pg_conn_prepared(conn);
+        rc = ngx_http_retell_pg_prepared_answer(conn);
 
         if (rc == NGX_ERROR) {
             ngx_http_retell_pg_broken(conn);
@@ -741,7 +741,7 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
     conn->op = NULL;
     conn->result = NULL;
 
-    stale = res ? ngx_http_retell_pg_conn_stale(conn, res) : 0;
+    stale = res ? ngx_http_retell_pg_prepared_stale(conn, res) : 0;
 
     if (op && op->idempotent && !op->retried
         && (stale || (res && ngx_http_retell_pg_result_transient(res))))

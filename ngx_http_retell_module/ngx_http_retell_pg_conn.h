@@ -154,9 +154,9 @@ void ngx_http_retell_pg_result_keep(ngx_http_retell_pg_conn_t *conn,
 ngx_int_t ngx_http_retell_pg_result_transient(PGresult *res);
 
 /* ngx_http_retell_pg_prepared.c, for the connections */
-ngx_int_t ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn);
-ngx_int_t ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn);
-ngx_int_t ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn,
+ngx_int_t ngx_http_retell_pg_prepared_send(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_prepared_answer(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_prepared_stale(ngx_http_retell_pg_conn_t *conn,
     PGresult *res);
 
 

@@ -112,7 +112,7 @@ ngx_http_retell_smtp_connect(ngx_http_retell_smtp_t *s)
     c->read->handler = ngx_http_retell_smtp_read_handler;
     c->write->handler = ngx_http_retell_smtp_write_handler;
 
-    s->state = ngx_smtp_start;
+    s->state = NGX_HTTP_RETELL_SMTP_START;
 
     /* connected or not, the greeting is the next thing to come */
 
@@ -301,7 +301,7 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         if (n == NGX_ERROR || n == 0) {
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                      (s->state == ngx_smtp_start
+                                      (s->state == NGX_HTTP_RETELL_SMTP_START
                                        && b->last == b->start)
                                       ? "cannot connect to %V"
                                       : "%V closed the connection",
@@ -372,7 +372,7 @@ ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s)
             return NGX_ERROR;
         }
 
-        if (s->state == ngx_smtp_ehlo && nl - line > 4) {
+        if (s->state == NGX_HTTP_RETELL_SMTP_EHLO && nl - line > 4) {
             ngx_http_retell_smtp_capability(s, line + 4, nl);
         }
 
@@ -419,7 +419,7 @@ ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
     ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                               "%V sent data after its reply to %s",
                               s->peer.name,
-                              s->state == ngx_smtp_starttls
+                              s->state == NGX_HTTP_RETELL_SMTP_STARTTLS
                               ? "STARTTLS" : "a command");
     return NGX_ERROR;
 }
@@ -710,7 +710,7 @@ ngx_http_retell_smtp_handshaked(ngx_connection_t *c)
     s->offers_plain = 0;
     s->offers_login = 0;
 
-    ngx_http_retell_smtp_command(s, ngx_smtp_ehlo, "EHLO %V\r\n",
+    ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_EHLO, "EHLO %V\r\n",
                                  &s->conf->helo);
 }
 
