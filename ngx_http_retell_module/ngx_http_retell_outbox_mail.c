@@ -64,20 +64,19 @@ static const struct {
 
 
 /*
- * NGX_OK with ob->smtp ready; NGX_DECLINED when no recipient is valid
- * (the row can never be sent); NGX_ERROR when memory ran out (it can,
- * later)
+ * NGX_OK with the message; NGX_DECLINED when no recipient is valid (the
+ * row can never be sent); NGX_ERROR when memory ran out (it can, later)
  */
 
 ngx_int_t
-ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
+ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res,
+    ngx_http_retell_outbox_message_t *message)
 {
     u_char                       *p, *at, c;
-    ngx_str_t                     recipients, send_to, message, *to, *rcpt;
+    ngx_str_t                     recipients, send_to, text, *to, *rcpt;
     ngx_uint_t                    i, n, nto;
     ngx_pool_t                   *pool;
     ngx_http_retell_mail_t        m;
-    ngx_http_retell_smtp_t       *s;
     ngx_http_retell_main_conf_t  *rmcf;
 
     rmcf = ob->rmcf;
@@ -183,35 +182,23 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
     if (ngx_http_retell_mail_format(&m, ngx_http_retell_palloc, pool,
                                     (ngx_http_retell_str_t *) &ob->subject,
                                     (ngx_http_retell_str_t *) &ob->text,
-                                    (ngx_http_retell_str_t *) &message)
+                                    (ngx_http_retell_str_t *) &text)
         != 0)
     {
         return NGX_ERROR;
     }
 
-    s = ngx_pcalloc(pool, sizeof(ngx_http_retell_smtp_t));
-    if (s == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &message,
+    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &text,
                                        ngx_http_retell_palloc, pool,
-                                       (ngx_http_retell_str_t *) &s->data)
+                                       (ngx_http_retell_str_t *)
+                                       &message->data)
         != 0)
     {
         return NGX_ERROR;
     }
 
-    s->pool = pool;
-    s->log = ob->log;
-    s->conf = &rmcf->smtp;
-    s->from = rmcf->smtp_from;
-    s->rcpt = rcpt;
-    s->nrcpt = n;
-    s->handler = ngx_http_retell_outbox_sent;
-    s->handler_data = ob;
-
-    ob->smtp = s;
+    message->rcpt = rcpt;
+    message->nrcpt = n;
 
     return NGX_OK;
 }

@@ -231,7 +231,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
             break;
         }
 
-        s->state = NGX_HTTP_RETELL_SMTP_BODY;
+        ngx_http_retell_smtp_state(s, NGX_HTTP_RETELL_SMTP_BODY);
         s->committing = 1;
         s->out = s->data;
         ngx_http_retell_smtp_flush(s);

@@ -34,6 +34,7 @@ typedef enum {
 
 
 /* ngx_http_retell_smtp.c, for the dialog */
+void ngx_http_retell_smtp_state(ngx_http_retell_smtp_t *s, ngx_uint_t state);
 void ngx_http_retell_smtp_command(ngx_http_retell_smtp_t *s,
     ngx_uint_t state, const char *fmt, ...);
 void ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s);
