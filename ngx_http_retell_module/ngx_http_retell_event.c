@@ -181,7 +181,7 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
     /* what PostgreSQL would refuse is refused here, as a 400 */
 
     if (ngx_http_retell_json_check_text(json, len, &why) != 0) {
-        return ngx_http_retell_fail(&p, "%s", why);
+        return ngx_http_retell_event_fail(&p, "%s", why);
     }
 
     h = yajl_alloc(&ngx_http_retell_callbacks, NULL, &p);
@@ -214,11 +214,11 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
 
     if (status != yajl_status_ok) {
         /* yajl's own message may quote the body: keep it out of answers */
-        return ngx_http_retell_fail(&p, "body is not valid JSON");
+        return ngx_http_retell_event_fail(&p, "body is not valid JSON");
     }
 
     if (ev->event.data == NULL) {
-        return ngx_http_retell_fail(&p, "\"event\" is missing");
+        return ngx_http_retell_event_fail(&p, "\"event\" is missing");
     }
 
     if (!ngx_http_retell_event_applied((char *) ev->event.data)) {
@@ -228,11 +228,12 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
     }
 
     if (!p.have_call) {
-        return ngx_http_retell_fail(&p, "\"call\" is missing");
+        return ngx_http_retell_event_fail(&p, "\"call\" is missing");
     }
 
     if (ev->call_id.data == NULL || ev->call_id.len == 0) {
-        return ngx_http_retell_fail(&p, "\"call.call_id\" is missing or empty");
+        return ngx_http_retell_event_fail(&p, "\"call.call_id\" is missing "
+                                          "or empty");
     }
 
     if (strcmp((char *) ev->event.data, "call_started") == 0) {
@@ -369,7 +370,7 @@ ngx_http_retell_parse_boolean_text(const u_char *text, size_t len,
 
 
 int
-ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
+ngx_http_retell_event_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
 {
     va_list  args;
 
@@ -386,7 +387,7 @@ ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...)
 /* the dotted name of the current key, for error messages */
 
 const char *
-ngx_http_retell_path(ngx_http_retell_parser_t *p)
+ngx_http_retell_event_path(ngx_http_retell_parser_t *p)
 {
     const ngx_http_retell_level_t  *level;
 
@@ -413,13 +414,14 @@ static int
 ngx_http_retell_value(ngx_http_retell_parser_t *p,
     ngx_http_retell_value_e type, const u_char *data, size_t len)
 {
+    unsigned                  is_map;
     ngx_http_retell_level_t  *level;
 
     if (type == NGX_HTTP_RETELL_VALUE_STRING
         && memchr(data, '\0', len) != NULL)
     {
         /* PostgreSQL can store neither in text nor in jsonb */
-        ngx_http_retell_fail(p, "strings must not contain \\u0000");
+        ngx_http_retell_event_fail(p, "strings must not contain \\u0000");
         return 0;
     }
 
@@ -429,11 +431,11 @@ ngx_http_retell_value(ngx_http_retell_parser_t *p,
 
     if (p->depth == 0) {
         if (type != NGX_HTTP_RETELL_VALUE_MAP) {
-            ngx_http_retell_fail(p, "body is not a JSON object");
+            ngx_http_retell_event_fail(p, "body is not a JSON object");
             return 0;
         }
 
-        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_TOP, 1);
+        return ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_TOP, 1);
     }
 
     level = &p->stack[p->depth - 1];
@@ -445,8 +447,10 @@ ngx_http_retell_value(ngx_http_retell_parser_t *p,
         if (type == NGX_HTTP_RETELL_VALUE_MAP
             || type == NGX_HTTP_RETELL_VALUE_ARRAY)
         {
-            return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER,
-                                        type == NGX_HTTP_RETELL_VALUE_MAP);
+            is_map = (type == NGX_HTTP_RETELL_VALUE_MAP);
+
+            return ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_OTHER,
+                                              is_map);
         }
 
         return 1;
@@ -467,7 +471,7 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
     ngx_http_retell_str_t  *s;
     ngx_http_retell_int_t  *integer;
 
-    path = ngx_http_retell_path(p);
+    path = ngx_http_retell_event_path(p);
 
     if (type == NGX_HTTP_RETELL_VALUE_NULL) {
         /* any field may be null: the same as missing */
@@ -478,20 +482,20 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
     case NGX_HTTP_RETELL_FIELD_STRING:
         if (type != NGX_HTTP_RETELL_VALUE_STRING) {
-            ngx_http_retell_fail(p, "\"%s%s\" must be a string", path,
-                                 f->name);
+            ngx_http_retell_event_fail(p, "\"%s%s\" must be a string", path,
+                                       f->name);
             return 0;
         }
 
         if (len > f->max_len) {
-            ngx_http_retell_fail(p, "\"%s%s\" is longer than %zu bytes",
-                                 path, f->name, f->max_len);
+            ngx_http_retell_event_fail(p, "\"%s%s\" is longer than %zu bytes",
+                                       path, f->name, f->max_len);
             return 0;
         }
 
         s = (ngx_http_retell_str_t *) ((u_char *) p->ev + f->offset);
 
-        s->data = ngx_http_retell_copy(p, data, len);
+        s->data = ngx_http_retell_event_copy(p, data, len);
         if (s->data == NULL) {
             return 0;
         }
@@ -501,8 +505,8 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
     case NGX_HTTP_RETELL_FIELD_INTEGER:
         if (type != NGX_HTTP_RETELL_VALUE_NUMBER) {
-            ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
-                                 f->name);
+            ngx_http_retell_event_fail(p, "\"%s%s\" must be an integer", path,
+                                       f->name);
             return 0;
         }
 
@@ -510,15 +514,16 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
         i = (len && data[0] == '-') ? 1 : 0;
 
         if (i == len || len - i > 18) {
-            ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
-                                 f->name);
+            ngx_http_retell_event_fail(p, "\"%s%s\" must be an integer", path,
+                                       f->name);
             return 0;
         }
 
         for ( /* void */ ; i < len; i++) {
             if (data[i] < '0' || data[i] > '9') {
-                ngx_http_retell_fail(p, "\"%s%s\" must be an integer", path,
-                                     f->name);
+                ngx_http_retell_event_fail(p, "\"%s%s\" must be an integer",
+                                           path,
+                                           f->name);
                 return 0;
             }
 
@@ -532,8 +537,8 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
     case NGX_HTTP_RETELL_FIELD_BOOLEAN:
         if (type != NGX_HTTP_RETELL_VALUE_BOOLEAN) {
-            ngx_http_retell_fail(p, "\"%s%s\" must be a boolean", path,
-                                 f->name);
+            ngx_http_retell_event_fail(p, "\"%s%s\" must be a boolean", path,
+                                       f->name);
             return 0;
         }
 
@@ -542,8 +547,8 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
     case NGX_HTTP_RETELL_FIELD_OBJECT_JSON:
         if (type != NGX_HTTP_RETELL_VALUE_MAP) {
-            ngx_http_retell_fail(p, "\"%s%s\" must be an object", path,
-                                 f->name);
+            ngx_http_retell_event_fail(p, "\"%s%s\" must be an object", path,
+                                       f->name);
             return 0;
         }
 
@@ -565,26 +570,28 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
     case NGX_HTTP_RETELL_FIELD_CALL:
         if (type != NGX_HTTP_RETELL_VALUE_MAP) {
-            ngx_http_retell_fail(p, "\"call\" must be an object");
+            ngx_http_retell_event_fail(p, "\"call\" must be an object");
             return 0;
         }
 
         p->have_call = 1;
-        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_CALL, 1);
+        return ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_CALL, 1);
 
     case NGX_HTTP_RETELL_FIELD_ANALYSIS:
         if (type != NGX_HTTP_RETELL_VALUE_MAP) {
-            ngx_http_retell_fail(p, "\"call.call_analysis\" must be an object");
+            ngx_http_retell_event_fail(p, "\"call.call_analysis\" must be "
+                                       "an object");
             return 0;
         }
 
-        return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_ANALYSIS, 1);
+        return ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_ANALYSIS, 1);
 
     case NGX_HTTP_RETELL_FIELD_TRANSFER:
         /* an object as documented; a bare number taken as it is */
 
         if (type == NGX_HTTP_RETELL_VALUE_MAP) {
-            return ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_TRANSFER, 1);
+            return ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_TRANSFER,
+                                              1);
         }
 
         if (type == NGX_HTTP_RETELL_VALUE_STRING) {
@@ -593,7 +600,8 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
                                            type, data, len);
         }
 
-        ngx_http_retell_fail(p, "\"transfer_destination\" must be an object");
+        ngx_http_retell_event_fail(p, "\"transfer_destination\" must be an "
+                                   "object");
         return 0;
     }
 
@@ -602,14 +610,14 @@ ngx_http_retell_field_value(ngx_http_retell_parser_t *p,
 
 
 int
-ngx_http_retell_push(ngx_http_retell_parser_t *p,
+ngx_http_retell_event_push(ngx_http_retell_parser_t *p,
     ngx_http_retell_frame_e frame, unsigned is_map)
 {
     ngx_http_retell_level_t  *level;
 
     if (p->depth == NGX_HTTP_RETELL_MAX_DEPTH) {
-        ngx_http_retell_fail(p, "JSON nested deeper than %d levels",
-                             NGX_HTTP_RETELL_MAX_DEPTH);
+        ngx_http_retell_event_fail(p, "JSON nested deeper than %d levels",
+                                   NGX_HTTP_RETELL_MAX_DEPTH);
         return 0;
     }
 
@@ -624,7 +632,7 @@ ngx_http_retell_push(ngx_http_retell_parser_t *p,
 
 
 u_char *
-ngx_http_retell_copy(ngx_http_retell_parser_t *p, const u_char *data,
+ngx_http_retell_event_copy(ngx_http_retell_parser_t *p, const u_char *data,
     size_t len)
 {
     u_char  *dst;
@@ -662,8 +670,8 @@ static int
 ngx_http_retell_on_number(void *ctx, const char *s, size_t len)
 {
     if (ngx_http_retell_json_check_number((const u_char *) s, len) != 0) {
-        ngx_http_retell_fail(ctx, "a number is too large or too precise "
-                             "to be stored");
+        ngx_http_retell_event_fail(ctx, "a number is too large or too precise "
+                                   "to be stored");
         return 0;
     }
 
@@ -704,7 +712,7 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
     const ngx_http_retell_field_t  *f;
 
     if (memchr(key, '\0', len) != NULL) {
-        ngx_http_retell_fail(p, "strings must not contain \\u0000");
+        ngx_http_retell_event_fail(p, "strings must not contain \\u0000");
         return 0;
     }
 
@@ -738,9 +746,10 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
                 bit = (key[0] == 'l') ? 4 : (unsigned) p->watch_key;
 
                 if (p->watch_seen & bit) {
-                    ngx_http_retell_fail(p, "duplicate key \"%.*s\" in "
-                                         "\"%s\"", (int) len, (char *) key,
-                                         p->capture->name);
+                    ngx_http_retell_event_fail(p, "duplicate key \"%.*s\" "
+                                               "in \"%s\"", (int) len,
+                                               (char *) key,
+                                               p->capture->name);
                     return 0;
                 }
 
@@ -749,7 +758,7 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
         }
 
         if (yajl_gen_string(p->gen, key, len) != yajl_gen_status_ok) {
-            ngx_http_retell_fail(p, "body is not valid JSON");
+            ngx_http_retell_event_fail(p, "body is not valid JSON");
             return 0;
         }
 
@@ -792,8 +801,8 @@ ngx_http_retell_on_map_key(void *ctx, const unsigned char *key, size_t len)
     /* one value per known key, the one jsonb keeps and the rules read */
 
     if (level->seen & ((uint64_t) 1 << i)) {
-        ngx_http_retell_fail(p, "duplicate key \"%s%s\"",
-                             ngx_http_retell_path(p), f[i].name);
+        ngx_http_retell_event_fail(p, "duplicate key \"%s%s\"",
+                                   ngx_http_retell_event_path(p), f[i].name);
         return 0;
     }
 
@@ -813,7 +822,7 @@ ngx_http_retell_on_end_map(void *ctx)
 
     if (p->capture) {
         if (yajl_gen_map_close(p->gen) != yajl_gen_status_ok) {
-            ngx_http_retell_fail(p, "body is not valid JSON");
+            ngx_http_retell_event_fail(p, "body is not valid JSON");
             return 0;
         }
 
@@ -835,7 +844,7 @@ ngx_http_retell_on_end_array(void *ctx)
 
     if (p->capture) {
         if (yajl_gen_array_close(p->gen) != yajl_gen_status_ok) {
-            ngx_http_retell_fail(p, "body is not valid JSON");
+            ngx_http_retell_event_fail(p, "body is not valid JSON");
             return 0;
         }
 

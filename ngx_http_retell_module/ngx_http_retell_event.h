@@ -85,7 +85,7 @@ typedef struct {
     int                     call_successful;        /* 1, 0 or ABSENT */
     int                     in_voicemail;
 
-    /* facts derived for the ticket rules (SPEC section 5) */
+    /* facts derived for the ticket rules (docs/data-and-rules.md) */
     int                     action_required;        /* 1, 0 or ABSENT */
     int                     action_required_analysis;   /* by source */
     int                     action_required_collected;

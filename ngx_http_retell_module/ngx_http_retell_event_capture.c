@@ -69,16 +69,16 @@ ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
         break;
 
     case NGX_HTTP_RETELL_VALUE_MAP:
-        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 1)) {
-            return 0;
+        if (!ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 1)) {
+                                        return 0;
         }
 
         rc = yajl_gen_map_open(p->gen);
         break;
 
     default: /* NGX_HTTP_RETELL_VALUE_ARRAY */
-        if (!ngx_http_retell_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 0)) {
-            return 0;
+        if (!ngx_http_retell_event_push(p, NGX_HTTP_RETELL_FRAME_OTHER, 0)) {
+                                        return 0;
         }
 
         rc = yajl_gen_array_open(p->gen);
@@ -86,7 +86,7 @@ ngx_http_retell_capture_value(ngx_http_retell_parser_t *p,
     }
 
     if (rc != yajl_gen_status_ok) {
-        ngx_http_retell_fail(p, "body is not valid JSON");
+        ngx_http_retell_event_fail(p, "body is not valid JSON");
         return 0;
     }
 
@@ -107,13 +107,13 @@ ngx_http_retell_capture_finish(ngx_http_retell_parser_t *p)
     ngx_http_retell_str_t  *s;
 
     if (yajl_gen_get_buf(p->gen, &buf, &len) != yajl_gen_status_ok) {
-        ngx_http_retell_fail(p, "body is not valid JSON");
+        ngx_http_retell_event_fail(p, "body is not valid JSON");
         return 0;
     }
 
     s = (ngx_http_retell_str_t *) ((u_char *) p->ev + p->capture->offset);
 
-    s->data = ngx_http_retell_copy(p, buf, len);
+    s->data = ngx_http_retell_event_copy(p, buf, len);
     if (s->data == NULL) {
         return 0;
     }

@@ -107,12 +107,13 @@ typedef enum {
 
 
 /* ngx_http_retell_event.c */
-int ngx_http_retell_fail(ngx_http_retell_parser_t *p, const char *fmt, ...);
-const char *ngx_http_retell_path(ngx_http_retell_parser_t *p);
-int ngx_http_retell_push(ngx_http_retell_parser_t *p,
+int ngx_http_retell_event_fail(ngx_http_retell_parser_t *p, const char *fmt,
+    ...);
+const char *ngx_http_retell_event_path(ngx_http_retell_parser_t *p);
+int ngx_http_retell_event_push(ngx_http_retell_parser_t *p,
     ngx_http_retell_frame_e frame, unsigned is_map);
-u_char *ngx_http_retell_copy(ngx_http_retell_parser_t *p, const u_char *data,
-    size_t len);
+u_char *ngx_http_retell_event_copy(ngx_http_retell_parser_t *p,
+    const u_char *data, size_t len);
 
 /* ngx_http_retell_event_capture.c */
 int ngx_http_retell_capture_start(ngx_http_retell_parser_t *p,

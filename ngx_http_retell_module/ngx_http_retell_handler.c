@@ -1,7 +1,7 @@
 
 /*
- * The webhook request path, in the order of SPEC section 3: method, body,
- * signature, JSON, event type, then the store.
+ * The webhook request path, in the order of the README's "HTTP answers":
+ * method, body, signature, JSON, event type, then the store.
  */
 
 
@@ -22,7 +22,6 @@ static const char *ngx_http_retell_verify(ngx_http_request_t *r,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *body);
 static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_table_elt_t *after);
-static void *ngx_http_retell_palloc(void *pool, size_t size);
 
 
 static ngx_str_t  ngx_http_retell_signature_header =
@@ -360,7 +359,9 @@ ngx_http_retell_find_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-static void *
+/* the pure layer's allocator (ngx_http_retell_alloc_pt) over a pool */
+
+void *
 ngx_http_retell_palloc(void *pool, size_t size)
 {
     return ngx_pnalloc(pool, size);

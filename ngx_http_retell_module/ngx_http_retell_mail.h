@@ -1,6 +1,6 @@
 
 /*
- * The notification email of SPEC section 7: from the stored facts of a
+ * The notification email of docs/email.md: from the stored facts of a
  * call to a subject, a plain text body and a complete RFC 5322 / MIME
  * message, plus the SMTP DATA form of that message.
  *

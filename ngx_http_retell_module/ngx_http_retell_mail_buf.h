@@ -2,8 +2,9 @@
 /*
  * Inside the mail formatter: the two-pass buffer (counting, then
  * writing) and the message's form (headers, RFC 2047 encoded-words,
- * quoted-printable, in ngx_http_retell_mail_encode.c), shared with the
- * content (ngx_http_retell_mail.c).  Pure: no nginx code.
+ * quoted-printable), all in ngx_http_retell_mail_encode.c, which the
+ * content (ngx_http_retell_mail.c) writes with; the dependency runs one
+ * way.  Pure: no nginx code.
  */
 
 
@@ -38,17 +39,15 @@ typedef struct {
 extern const u_char  ngx_http_retell_mail_hex[];
 
 
-/* ngx_http_retell_mail.c */
-void ngx_http_retell_mail_put_line(ngx_http_retell_buf_t *b,
-    const u_char *s, size_t len);
-
-/* ngx_http_retell_mail_encode.c */
+/* ngx_http_retell_mail_encode.c, for the content */
 void ngx_http_retell_mail_message(ngx_http_retell_buf_t *b,
     const ngx_http_retell_mail_t *m, const ngx_http_retell_str_t *subject,
     const ngx_http_retell_str_t *call_id, const ngx_http_retell_str_t *text);
 void ngx_http_retell_mail_put(ngx_http_retell_buf_t *b, const void *data,
     size_t len);
 void ngx_http_retell_mail_put_char(ngx_http_retell_buf_t *b, u_char c);
+void ngx_http_retell_mail_put_line(ngx_http_retell_buf_t *b,
+    const u_char *s, size_t len);
 
 
 #endif /* _NGX_HTTP_RETELL_MAIL_BUF_H_INCLUDED_ */

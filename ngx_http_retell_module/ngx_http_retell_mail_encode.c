@@ -13,6 +13,9 @@
 #include <time.h>
 
 
+const u_char  ngx_http_retell_mail_hex[] = "0123456789ABCDEF";
+
+
 static void ngx_http_retell_mail_date(ngx_http_retell_buf_t *b, time_t t);
 static void ngx_http_retell_mail_to(ngx_http_retell_buf_t *b,
     const ngx_http_retell_mail_t *m);
@@ -472,4 +475,103 @@ ngx_http_retell_mail_put_char(ngx_http_retell_buf_t *b, u_char c)
     }
 
     b->len++;
+}
+
+
+int
+ngx_http_retell_mail_valid_address(const u_char *addr, size_t len)
+{
+    size_t         i, local, label;
+    u_char         c;
+    const u_char  *at;
+
+    if (addr == NULL || len == 0 || len > 254) {
+        return 0;
+    }
+
+    at = memchr(addr, '@', len);
+    if (at == NULL) {
+        return 0;
+    }
+
+    /* dot-atom: atext runs joined by single dots (RFC 5322 3.4.1) */
+
+    local = at - addr;
+
+    if (local == 0 || local > 64 || addr[0] == '.' || addr[local - 1] == '.') {
+        return 0;
+    }
+
+    for (i = 0; i < local; i++) {
+        c = addr[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL))
+        {
+            continue;
+        }
+
+        if (c == '.' && addr[i + 1] != '.') {
+            continue;
+        }
+
+        return 0;
+    }
+
+    /* a host name, as retell.valid_email() wants it: two labels at least */
+
+    label = 0;
+    at++;
+    len -= local + 1;
+
+    if (len == 0 || at[0] == '.' || at[len - 1] == '.'
+        || memchr(at, '.', len) == NULL)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = at[i];
+
+        if (c == '.') {
+            if (label == 0 || at[i - 1] == '-') {
+                return 0;
+            }
+
+            label = 0;
+            continue;
+        }
+
+        if (c == '-' && label == 0) {
+            return 0;
+        }
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-'))
+        {
+            return 0;
+        }
+
+        if (++label > 63) {
+            return 0;
+        }
+    }
+
+    return at[len - 1] != '-';
+}
+
+
+/* a value meant for one line: every control character becomes a space */
+
+void
+ngx_http_retell_mail_put_line(ngx_http_retell_buf_t *b, const u_char *s,
+    size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        ngx_http_retell_mail_put_char(b, (s[i] < 0x20 || s[i] == 0x7f)
+                                         ? ' ' : s[i]);
+    }
 }

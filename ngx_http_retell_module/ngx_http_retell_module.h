@@ -71,6 +71,19 @@ typedef struct {
 
 
 ngx_int_t ngx_http_retell_handler(ngx_http_request_t *r);
+void *ngx_http_retell_palloc(void *pool, size_t size);
+/* ngx_http_retell_module.c: a key or a password from a file, trimmed */
+char *ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret);
+
+/* ngx_http_retell_smtp_conf.c */
+char *ngx_http_retell_smtp_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_retell_smtp_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_retell_smtp_init_conf(ngx_conf_t *cf,
+    ngx_http_retell_main_conf_t *rmcf);
+
 char *ngx_http_retell_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,

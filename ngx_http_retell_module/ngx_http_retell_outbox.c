@@ -34,6 +34,7 @@
 
 
 static void ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob);
+static void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
 static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
@@ -56,6 +57,8 @@ static ngx_int_t ngx_http_retell_outbox_query(ngx_http_retell_outbox_t *ob,
     ngx_http_retell_pg_handler_pt handler);
 static void ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_sweep(ngx_event_t *ev);
+static void ngx_http_retell_outbox_stage(ngx_http_retell_outbox_t *ob,
+    char *action);
 
 
 static ngx_http_retell_outbox_t  *ngx_http_retell_outbox;
@@ -154,12 +157,27 @@ typedef enum {
 } ngx_http_retell_record_param_e;
 
 
+/* the record's answer: RETURNING status, attempts */
+
+typedef enum {
+    NGX_HTTP_RETELL_RECORDED_STATUS = 0,
+    NGX_HTTP_RETELL_RECORDED_ATTEMPTS
+} ngx_http_retell_recorded_column_e;
+
+
 static const char  ngx_http_retell_renew_sql[] =
     "UPDATE retell.email_outbox"
     "   SET next_attempt_at = now() + $3::bigint * interval '1 ms'"
     " WHERE id = $1::bigint AND status = 'sending'"
     "   AND lease_token = $2::bigint"
     " RETURNING id";
+
+typedef enum {
+    NGX_HTTP_RETELL_RENEW_ID = 0,           /* $1 */
+    NGX_HTTP_RETELL_RENEW_TOKEN,            /* $2, the fence */
+    NGX_HTTP_RETELL_RENEW_LEASE,            /* $3, ms */
+    NGX_HTTP_RETELL_RENEW_PARAMS
+} ngx_http_retell_renew_param_e;
 
 
 ngx_int_t
@@ -174,7 +192,10 @@ ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
     }
 
     ob->rmcf = rmcf;
-    ob->log = cycle->log;
+
+    /* its own log, whose action says which stage the job is in */
+    ob->job_log = *cycle->log;
+    ob->log = &ob->job_log;
 
     /*
      * a dead worker's row is free again within one lease: two step
@@ -260,6 +281,8 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
         return;
     }
 
+    ngx_http_retell_outbox_stage(ob, "claiming an outbox row");
+
     ob->pool = ngx_create_pool(4096, ob->log);
     if (ob->pool == NULL) {
         return;
@@ -303,8 +326,10 @@ static void
 ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
-    ngx_int_t                  rc;
-    ngx_http_retell_outbox_t  *ob;
+    ngx_int_t                          rc;
+    ngx_http_retell_smtp_t            *s;
+    ngx_http_retell_outbox_t          *ob;
+    ngx_http_retell_outbox_message_t   message;
 
     ob = op->data;
 
@@ -335,7 +360,7 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    rc = ngx_http_retell_outbox_compose(ob, res);
+    rc = ngx_http_retell_outbox_compose(ob, res, &message);
 
     if (rc == NGX_DECLINED) {
         /* recorded, so a row that cannot be sent to anyone does not loop */
@@ -363,11 +388,34 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    ngx_http_retell_smtp_send(ob->smtp);
+    /* the message to the session; its outcome comes back to _sent() */
+
+    s = ngx_pcalloc(ob->pool, sizeof(ngx_http_retell_smtp_t));
+    if (s == NULL) {
+        ngx_http_retell_outbox_fail(ob, NGX_HTTP_RETELL_SMTP_TEMPORARY,
+                                    "out of memory");
+        return;
+    }
+
+    s->pool = ob->pool;
+    s->log = ob->log;
+    s->conf = &ob->rmcf->smtp;
+    s->from = ob->rmcf->smtp_from;
+    s->data = message.data;
+    s->rcpt = message.rcpt;
+    s->nrcpt = message.nrcpt;
+    s->handler = ngx_http_retell_outbox_sent;
+    s->handler_data = ob;
+
+    ob->smtp = s;
+
+    ngx_http_retell_outbox_stage(ob, "sending an outbox email");
+
+    ngx_http_retell_smtp_send(s);
 }
 
 
-void
+static void
 ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
 {
     ngx_http_retell_outbox_t  *ob;
@@ -464,6 +512,8 @@ ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob)
     u_char       *p;
     const char  **v;
 
+    ngx_http_retell_outbox_stage(ob, "recording an outbox email's outcome");
+
     v = ob->values;
 
     v[NGX_HTTP_RETELL_RECORD_ID] = (char *) ob->id.data;
@@ -544,8 +594,10 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
         if (PQntuples(res) == 1) {
             ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ob->log, 0,
                            "retell outbox %V: %s after %s attempts",
-                           &ob->id, PQgetvalue(res, 0, 0),
-                           PQgetvalue(res, 0, 1));
+                           &ob->id,
+                           PQgetvalue(res, 0, NGX_HTTP_RETELL_RECORDED_STATUS),
+                           PQgetvalue(res, 0,
+                                      NGX_HTTP_RETELL_RECORDED_ATTEMPTS));
 
         } else {
             /* fenced: another worker holds the row now, its word stands */
@@ -623,14 +675,14 @@ ngx_http_retell_outbox_renew(ngx_event_t *ev)
 
     *ngx_sprintf(p, "%M", ob->lease) = '\0';
 
-    ob->renew_values[0] = (char *) ob->id.data;
-    ob->renew_values[1] = (char *) ob->token.data;
-    ob->renew_values[2] = (char *) p;
+    ob->renew_values[NGX_HTTP_RETELL_RENEW_ID] = (char *) ob->id.data;
+    ob->renew_values[NGX_HTTP_RETELL_RENEW_TOKEN] = (char *) ob->token.data;
+    ob->renew_values[NGX_HTTP_RETELL_RENEW_LEASE] = (char *) p;
 
     ngx_memzero(&ob->renew_op, sizeof(ngx_http_retell_pg_op_t));
 
     ob->renew_op.command = ngx_http_retell_renew_sql;
-    ob->renew_op.nparams = 3;
+    ob->renew_op.nparams = NGX_HTTP_RETELL_RENEW_PARAMS;
     ob->renew_op.values = ob->renew_values;
     ob->renew_op.timeout = NGX_HTTP_RETELL_OUTBOX_RENEW(ob);
     ob->renew_op.handler = ngx_http_retell_outbox_renewed;
@@ -786,6 +838,8 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
 {
     ngx_uint_t  again;
 
+    ngx_http_retell_outbox_stage(ob, "waiting for the next outbox sweep");
+
     ngx_http_retell_outbox_lease_stop(ob);
 
     if (ob->retry_record.timer_set) {
@@ -797,6 +851,7 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
         ob->pool = NULL;
     }
 
+    ngx_str_null(&ob->id);
     ngx_str_null(&ob->error);
     ngx_str_null(&ob->rejected);
     ngx_str_null(&ob->retry);
@@ -812,4 +867,24 @@ ngx_http_retell_outbox_finish(ngx_http_retell_outbox_t *ob)
     if (again) {
         ngx_http_retell_outbox_claim(ob);
     }
+}
+
+
+/*
+ * The job says where it is: in its log's action and at debug level, with
+ * the row it holds, if any
+ */
+
+static void
+ngx_http_retell_outbox_stage(ngx_http_retell_outbox_t *ob, char *action)
+{
+    ngx_str_t  none = ngx_string("-");
+
+    ob->job_log.action = action;
+
+    /* the row's id lives in the job's pool */
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ob->log, 0,
+                   "retell outbox: %s, row %V", action,
+                   (ob->pool && ob->id.len) ? &ob->id : &none);
 }

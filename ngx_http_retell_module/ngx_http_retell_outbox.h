@@ -45,6 +45,7 @@ typedef enum {
 typedef struct {
     ngx_http_retell_main_conf_t  *rmcf;
     ngx_log_t                    *log;
+    ngx_log_t                     job_log;  /* its action: the job's stage */
 
     ngx_event_t                   sweep;
     ngx_event_t                   retry_record;
@@ -56,7 +57,7 @@ typedef struct {
     ngx_http_retell_pg_op_t       renew_op;
     ngx_http_retell_smtp_t       *smtp;
     const char                  **values;
-    const char                   *renew_values[3];
+    const char                   *renew_values[3];    /* _RENEW_PARAMS */
     ngx_msec_t                    renew_sent;  /* when the renewal left */
     ngx_msec_t                    lease;
 
@@ -79,15 +80,25 @@ typedef struct {
 } ngx_http_retell_outbox_t;
 
 
-/* ngx_http_retell_outbox_mail.c: NGX_DECLINED when no recipient is valid */
+/* a claimed row made a message: what the SMTP session sends, and to whom */
+
+typedef struct {
+    ngx_str_t                     data;        /* dot-stuffed, ends .CRLF */
+    ngx_str_t                    *rcpt;        /* those still to get it */
+    ngx_uint_t                    nrcpt;
+} ngx_http_retell_outbox_message_t;
+
+
+/*
+ * === in ngx_http_retell_outbox_mail.c: the claimed row to a message ===
+ * compose: NGX_DECLINED when no recipient is valid, NGX_ERROR when memory
+ * ran out; ob->subject and ob->text as recorded with the row
+ */
 ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
-    PGresult *res);
+    PGresult *res, ngx_http_retell_outbox_message_t *message);
 ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res,
     int field);
 char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
-
-/* ngx_http_retell_outbox.c */
-void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
 
 
 #endif /* _NGX_HTTP_RETELL_OUTBOX_H_INCLUDED_ */

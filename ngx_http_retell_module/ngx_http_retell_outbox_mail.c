@@ -16,7 +16,6 @@ static ngx_int_t ngx_http_retell_outbox_field(ngx_pool_t *pool,
 static ngx_int_t ngx_http_retell_outbox_addresses(
     ngx_http_retell_outbox_t *ob, ngx_str_t *list, ngx_str_t **addr,
     ngx_uint_t *n);
-static void *ngx_http_retell_outbox_palloc(void *pool, size_t size);
 
 
 /* the message of the claimed row in res; its values, in order */
@@ -65,20 +64,19 @@ static const struct {
 
 
 /*
- * NGX_OK with ob->smtp ready; NGX_DECLINED when no recipient is valid
- * (the row can never be sent); NGX_ERROR when memory ran out (it can,
- * later)
+ * NGX_OK with the message; NGX_DECLINED when no recipient is valid (the
+ * row can never be sent); NGX_ERROR when memory ran out (it can, later)
  */
 
 ngx_int_t
-ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
+ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res,
+    ngx_http_retell_outbox_message_t *message)
 {
     u_char                       *p, *at, c;
-    ngx_str_t                     recipients, send_to, message, *to, *rcpt;
+    ngx_str_t                     recipients, send_to, text, *to, *rcpt;
     ngx_uint_t                    i, n, nto;
     ngx_pool_t                   *pool;
     ngx_http_retell_mail_t        m;
-    ngx_http_retell_smtp_t       *s;
     ngx_http_retell_main_conf_t  *rmcf;
 
     rmcf = ob->rmcf;
@@ -181,38 +179,26 @@ ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob, PGresult *res)
         m.ticket_url.len = p - m.ticket_url.data;
     }
 
-    if (ngx_http_retell_mail_format(&m, ngx_http_retell_outbox_palloc, pool,
+    if (ngx_http_retell_mail_format(&m, ngx_http_retell_palloc, pool,
                                     (ngx_http_retell_str_t *) &ob->subject,
                                     (ngx_http_retell_str_t *) &ob->text,
-                                    (ngx_http_retell_str_t *) &message)
+                                    (ngx_http_retell_str_t *) &text)
         != 0)
     {
         return NGX_ERROR;
     }
 
-    s = ngx_pcalloc(pool, sizeof(ngx_http_retell_smtp_t));
-    if (s == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &message,
-                                       ngx_http_retell_outbox_palloc, pool,
-                                       (ngx_http_retell_str_t *) &s->data)
+    if (ngx_http_retell_mail_dot_stuff((ngx_http_retell_str_t *) &text,
+                                       ngx_http_retell_palloc, pool,
+                                       (ngx_http_retell_str_t *)
+                                       &message->data)
         != 0)
     {
         return NGX_ERROR;
     }
 
-    s->pool = pool;
-    s->log = ob->log;
-    s->conf = &rmcf->smtp;
-    s->from = rmcf->smtp_from;
-    s->rcpt = rcpt;
-    s->nrcpt = n;
-    s->handler = ngx_http_retell_outbox_sent;
-    s->handler_data = ob;
-
-    ob->smtp = s;
+    message->rcpt = rcpt;
+    message->nrcpt = n;
 
     return NGX_OK;
 }
@@ -323,12 +309,6 @@ ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res, int field)
     return s;
 }
 
-
-static void *
-ngx_http_retell_outbox_palloc(void *pool, size_t size)
-{
-    return ngx_pnalloc(pool, size);
-}
 
 
 char *

@@ -1,44 +1,42 @@
 
 /*
- * The PostgreSQL pool of a worker: admission, the wait queue, the circuit
- * breaker and the completion of ops.  The connections themselves, libpq
- * on nginx events, are in ngx_http_retell_pg_conn.c.
- *
- * Completions are always posted events: an op's handler may finalize a
- * request and free the memory its caller still runs in, so it never runs
- * inside ngx_http_retell_pg_run() or anything run() calls.
- *
- * The circuit breaker.  When every host has failed to connect, the pool
- * is "down": it makes one connection attempt at a time (the probe, the
- * half-open state), on a timer, jittered so that workers and hosts do not
- * reconnect in lockstep.  Without deliveries the probe backs off from
- * 250 ms to 8 s.  A delivery is never refused because of that schedule:
- * it waits in the queue within its own budget, and while one waits the
- * next attempt comes 160 to 240 ms after the last failure, so a delivery
- * waiting when PostgreSQL accepts connections again is applied within a
- * quarter of a second, and one whose budget runs out during the outage is
- * answered 503.  Any connection made closes the circuit.
+ * The PostgreSQL pool of a worker: its connections and its wait queue.
+ * It opens connections, keeps the idle ones, and decides what follows
+ * whatever a connection reports through ngx_http_retell_pg_release()
+ * (the retry rule, keeping or closing, giving way); it dispatches waiting
+ * ops to connections, alone or in batches.  The connections themselves,
+ * libpq on nginx events, are in ngx_http_retell_pg_conn.c; the ops API in
+ * ngx_http_retell_pg_op.c; host failover and the circuit breaker in
+ * ngx_http_retell_pg_breaker.c.
  */
 
 
 #include "ngx_http_retell_pg_conn.h"
 
 
-#define NGX_HTTP_RETELL_PG_BACKOFF_MIN    250
-#define NGX_HTTP_RETELL_PG_BACKOFF_MAX    8000
-#define NGX_HTTP_RETELL_PG_RETRY_MAX      200    /* deliveries waiting */
 #define NGX_HTTP_RETELL_PG_WAITING        16     /* statements a connection */
+#define NGX_HTTP_RETELL_PG_AGAIN          250    /* after a failure of ours */
 #define NGX_HTTP_RETELL_PG_YIELD_AGE      1000   /* drained before giving way */
+#define NGX_HTTP_RETELL_PG_IDLE_TIMEOUT   60000
+#define NGX_HTTP_RETELL_PG_MAX_REQUESTS   10000
+#define NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT  30000
+
+/* libpq keeps its largest output buffer until PQfinish(): past this, close */
+#define NGX_HTTP_RETELL_PG_LARGE          (1024 * 1024)
 
 
+static ngx_http_retell_pg_conn_t *ngx_http_retell_pg_take(
+    ngx_http_retell_pg_pool_t *pool);
+static void ngx_http_retell_pg_answered(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_lost(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_keep_or_close(ngx_http_retell_pg_conn_t *conn,
+    ngx_uint_t stale);
+static void ngx_http_retell_pg_stuck(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_shutdown(ngx_http_retell_pg_conn_t *conn);
 static ngx_msec_t ngx_http_retell_pg_hold(ngx_http_retell_pg_pool_t *pool);
 static ngx_int_t ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool);
-static void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);
-static ngx_msec_t ngx_http_retell_pg_jitter(ngx_msec_t delay);
 static void ngx_http_retell_pg_dispatch_posted(ngx_event_t *ev);
-static void ngx_http_retell_pg_probe(ngx_event_t *ev);
-static void ngx_http_retell_pg_op_done(ngx_event_t *ev);
-static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
 
 
 ngx_http_retell_pg_pool_t *
@@ -134,145 +132,9 @@ ngx_http_retell_pg_pool_close(ngx_http_retell_pg_pool_t *pool)
         q = ngx_queue_head(&pool->all);
         conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, all);
 
-        ngx_http_retell_pg_conn_detach(conn);
-        ngx_http_retell_pg_conn_close(conn);
+        ngx_http_retell_pg_conn_detach(conn, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
+        ngx_http_retell_pg_close(conn);
     }
-}
-
-
-ngx_int_t
-ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
-    ngx_http_retell_pg_op_t *op)
-{
-    if (pool->closed) {
-        return NGX_DECLINED;
-    }
-
-    if (pool->nwaiting >= pool->max_waiting) {
-        return NGX_BUSY;
-    }
-
-    op->pool = pool;
-    op->alone = 0;
-
-    ngx_http_retell_pg_arm(op);
-
-    ngx_queue_insert_tail(&pool->waiting, &op->queue);
-    op->waiting = 1;
-    pool->nwaiting++;
-
-    /*
-     * sent once this cycle of the event loop has read what arrived with
-     * it: the deliveries read together share a statement and a commit
-     * (a batch), where sending the first at once would leave the others
-     * to wait for its answer
-     */
-
-    if (!pool->dispatch.posted) {
-        ngx_post_event(&pool->dispatch, &ngx_posted_events);
-    }
-
-    if (ngx_queue_empty(&pool->idle)) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
-                       "retell postgres: waiting for a connection, %ui "
-                       "waiting", pool->nwaiting);
-    }
-
-    return NGX_OK;
-}
-
-
-/* the pool's own command, ahead of the deliveries */
-
-void
-ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
-    ngx_http_retell_pg_op_t *op)
-{
-    op->pool = pool;
-    op->alone = 0;
-
-    ngx_http_retell_pg_arm(op);
-
-    ngx_queue_insert_head(&pool->waiting, &op->queue);
-    op->waiting = 1;
-    pool->nwaiting++;
-
-    if (!pool->dispatch.posted) {
-        ngx_post_event(&pool->dispatch, &ngx_posted_events);
-    }
-}
-
-
-/* its timer and its completion event; the op is on its way to a connection */
-
-void
-ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op)
-{
-    op->conn = NULL;
-    op->batch = NULL;
-    op->res = NULL;
-    op->error = NULL;
-    op->retried = 0;
-
-    op->timer.handler = ngx_http_retell_pg_op_timeout;
-    op->timer.data = op;
-    op->timer.log = op->log;
-    ngx_add_timer(&op->timer, op->timeout);
-
-    op->done.handler = ngx_http_retell_pg_op_done;
-    op->done.data = op;
-    op->done.log = op->log;
-}
-
-
-void
-ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op)
-{
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
-    }
-
-    if (op->done.posted) {
-        ngx_delete_posted_event(&op->done);
-    }
-
-    if (op->res) {
-        PQclear(op->res);
-        op->res = NULL;
-    }
-
-    if (op->waiting) {
-        ngx_queue_remove(&op->queue);
-        op->waiting = 0;
-        op->pool->nwaiting--;
-        return;
-    }
-
-    if (op->batch) {
-        /* the batch goes on without it, or is cancelled with its last */
-        ngx_http_retell_pg_batch_leave(op);
-        return;
-    }
-
-    if (op->conn) {
-        /* the command goes on without it: see conn_detach() */
-        ngx_http_retell_pg_conn_detach(op->conn);
-    }
-}
-
-
-ngx_msec_t
-ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op)
-{
-    ngx_msec_int_t  left;
-
-    if (!op->timer.timer_set) {
-        return 0;
-    }
-
-    left = (ngx_msec_int_t) (op->timer.timer.key - ngx_current_msec);
-
-    return left > 0 ? (ngx_msec_t) left : 0;
 }
 
 
@@ -310,7 +172,7 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
 
         /* an idle connection that is still alive */
 
-        conn = ngx_http_retell_pg_conn_take(pool);
+        conn = ngx_http_retell_pg_take(pool);
         if (conn == NULL) {
             break;
         }
@@ -324,6 +186,10 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         if (ngx_http_retell_pg_may_batch(op) && pool->batch_max > 1) {
             /* with those that wait behind it, if any */
             op = ngx_http_retell_pg_batch(pool, op);
+        }
+
+        if (op->size > NGX_HTTP_RETELL_PG_LARGE) {
+            conn->large = 1;
         }
 
         ngx_http_retell_pg_conn_send(conn, op);
@@ -356,7 +222,7 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
             break;
         }
 
-        rc = ngx_http_retell_pg_conn_open(pool);
+        rc = ngx_http_retell_pg_open(pool);
 
         if (rc == NGX_DECLINED) {
             /*
@@ -370,11 +236,384 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         if (rc != NGX_OK) {
             /* out of memory or worker_connections: try again soon */
             if (!pool->probe.timer_set) {
-                ngx_add_timer(&pool->probe, NGX_HTTP_RETELL_PG_BACKOFF_MIN);
+                ngx_add_timer(&pool->probe, NGX_HTTP_RETELL_PG_AGAIN);
             }
 
             break;
         }
+    }
+}
+
+
+/*
+ * The pool's connections: it opens them, keeps the idle ones, and decides
+ * what follows whatever a connection reports (ngx_http_retell_pg_release):
+ * the retry rule, the host failover, keeping or closing.
+ */
+
+ngx_int_t
+ngx_http_retell_pg_open(ngx_http_retell_pg_pool_t *pool)
+{
+    ngx_int_t                   rc;
+    ngx_queue_t                *q;
+    ngx_http_retell_pg_conn_t  *conn;
+
+    if (!ngx_queue_empty(&pool->free)) {
+        q = ngx_queue_head(&pool->free);
+        ngx_queue_remove(q);
+        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, queue);
+        ngx_memzero(conn, sizeof(ngx_http_retell_pg_conn_t));
+
+    } else {
+        conn = ngx_pcalloc(pool->mem, sizeof(ngx_http_retell_pg_conn_t));
+        if (conn == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    conn->pool = pool;
+    conn->host = pool->host;
+
+    rc = ngx_http_retell_pg_conn_connect(conn,
+                                         (char *) pool->hosts[conn->host].data,
+                                         pool->connect_timeout);
+
+    if (rc != NGX_OK) {
+        ngx_queue_insert_head(&pool->free, &conn->queue);
+
+        if (rc == NGX_DECLINED) {
+            /* libpq failed at once: the next host */
+            ngx_http_retell_pg_host_failed(pool, pool->host);
+        }
+
+        /* NGX_ERROR: memory or worker_connections, not the host's fault */
+
+        return rc;
+    }
+
+    ngx_queue_insert_tail(&pool->all, &conn->all);
+    pool->count++;
+    pool->connecting++;
+
+    return NGX_OK;
+}
+
+
+/* an idle connection still alive, the most recently used first */
+
+static ngx_http_retell_pg_conn_t *
+ngx_http_retell_pg_take(ngx_http_retell_pg_pool_t *pool)
+{
+    ngx_queue_t                *q;
+    ngx_http_retell_pg_conn_t  *conn;
+
+    while (!ngx_queue_empty(&pool->idle)) {
+        q = ngx_queue_head(&pool->idle);
+        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, queue);
+        ngx_queue_remove(q);
+        conn->queued = 0;
+
+        if (ngx_http_retell_pg_conn_alive(conn)) {
+            return conn;
+        }
+
+        ngx_http_retell_pg_close(conn);
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_http_retell_pg_close(ngx_http_retell_pg_conn_t *conn)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    if (conn->state == NGX_HTTP_RETELL_PG_CONNECTING) {
+        pool->connecting--;
+    }
+
+    if (conn->queued) {
+        ngx_queue_remove(&conn->queue);
+        conn->queued = 0;
+    }
+
+    ngx_http_retell_pg_conn_close(conn);
+
+    ngx_queue_remove(&conn->all);
+    pool->count--;
+
+    ngx_queue_insert_head(&pool->free, &conn->queue);
+}
+
+
+/* its op went away: the command drains off-line, within the drain timeout */
+
+void
+ngx_http_retell_pg_detach(ngx_http_retell_pg_conn_t *conn)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    ngx_http_retell_pg_conn_detach(conn, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
+
+    /* the deliveries waiting may have it give way to a new one */
+
+    if (pool->nwaiting && !pool->closed && !pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_http_retell_pg_release(ngx_http_retell_pg_conn_t *conn,
+    ngx_http_retell_pg_report_e report)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    switch (report) {
+
+    case NGX_HTTP_RETELL_PG_CONNECTED:
+        pool->connecting--;
+        ngx_http_retell_pg_conn_connected(conn);
+
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "retell postgres connected to \"%s:%s\"",
+                      PQhost(conn->pg), PQport(conn->pg));
+
+        ngx_http_retell_pg_host_up(pool, conn->host);
+        ngx_http_retell_pg_keep_or_close(conn, 0);
+        break;
+
+    case NGX_HTTP_RETELL_PG_CONNECT_FAILED:
+        ngx_http_retell_pg_connect_failed(conn);
+        break;
+
+    case NGX_HTTP_RETELL_PG_ANSWERED:
+        ngx_http_retell_pg_answered(conn);
+        break;
+
+    case NGX_HTTP_RETELL_PG_BROKEN:
+        ngx_http_retell_pg_lost(conn);
+        break;
+
+    case NGX_HTTP_RETELL_PG_EXPIRED:
+        ngx_http_retell_pg_close(conn);
+        return;
+
+    case NGX_HTTP_RETELL_PG_STUCK:
+        ngx_http_retell_pg_stuck(conn);
+        return;
+
+    default: /* NGX_HTTP_RETELL_PG_SHUTDOWN */
+        ngx_http_retell_pg_shutdown(conn);
+        return;
+    }
+
+    ngx_http_retell_pg_dispatch(pool);
+}
+
+
+static void
+ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn)
+{
+    u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
+    ngx_uint_t                  host, level;
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+    host = conn->host;
+
+    /* an error when no other host is left to try */
+
+    level = (host == pool->host && pool->failures + 1 < pool->nhosts)
+            ? NGX_LOG_WARN : NGX_LOG_ERR;
+
+    if (conn->failure) {
+        ngx_log_error(level, pool->log, 0,
+                      "retell postgres connection to \"%s:%s\" %s after "
+                      "%M ms", PQhost(conn->pg), PQport(conn->pg),
+                      conn->failure, pool->connect_timeout);
+
+    } else {
+        ngx_log_error(level, pool->log, 0,
+                      "retell postgres connection failed: %s",
+                      ngx_http_retell_pg_error(conn->pg, err, sizeof(err)));
+    }
+
+    ngx_http_retell_pg_close(conn);
+    ngx_http_retell_pg_host_failed(pool, host);
+}
+
+
+/*
+ * Its command answered: the op gets its result, or goes again when
+ * nothing was applied (a statement name the session lost, a deadlock or
+ * a serialization failure), once
+ */
+
+static void
+ngx_http_retell_pg_answered(ngx_http_retell_pg_conn_t *conn)
+{
+    PGresult                 *res;
+    ngx_uint_t                stale;
+    ngx_http_retell_pg_op_t  *op;
+
+    op = conn->op;
+    res = conn->result;
+
+    conn->op = NULL;
+    conn->result = NULL;
+
+    stale = res ? ngx_http_retell_pg_prepared_stale(conn, res) : 0;
+
+    if (op && op->idempotent && !op->retried
+        && (stale || (res && ngx_http_retell_pg_result_transient(res))))
+    {
+        PQclear(res);
+        op->retried = 1;
+        ngx_http_retell_pg_requeue(op);
+
+    } else if (op) {
+        conn->requests++;
+        ngx_http_retell_pg_complete(op, res, NULL);
+
+    } else if (res) {
+        PQclear(res);
+    }
+
+    ngx_http_retell_pg_keep_or_close(conn, stale);
+}
+
+
+/* an exiting worker keeps connections only for what still waits */
+
+static void
+ngx_http_retell_pg_keep_or_close(ngx_http_retell_pg_conn_t *conn,
+    ngx_uint_t stale)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    if (ngx_http_retell_pg_conn_reusable(conn)
+        && !stale
+        && !conn->large
+        && conn->requests < NGX_HTTP_RETELL_PG_MAX_REQUESTS
+        && !pool->closed
+        && (!ngx_exiting || !ngx_queue_empty(&pool->waiting)))
+    {
+        ngx_http_retell_pg_conn_idle(conn, NGX_HTTP_RETELL_PG_IDLE_TIMEOUT);
+        ngx_queue_insert_head(&pool->idle, &conn->queue);
+        conn->queued = 1;
+        return;
+    }
+
+    ngx_http_retell_pg_close(conn);
+}
+
+
+/*
+ * A connection may die under a command: one that is safe to repeat
+ * (deliveries are deduplicated by their digest) is tried again on another
+ * connection, after each reused one that broke (after a server restart
+ * every one of them may be dead, each broken once at most) and once after
+ * a fresh one
+ */
+
+static void
+ngx_http_retell_pg_lost(ngx_http_retell_pg_conn_t *conn)
+{
+    u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
+    ngx_uint_t                  requests;
+    ngx_http_retell_pg_op_t    *op;
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+    op = conn->op;
+    requests = conn->requests;
+
+    ngx_http_retell_pg_error(conn->pg, err, sizeof(err));
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "retell postgres connection to \"%s:%s\" lost: %s",
+                  PQhost(conn->pg), PQport(conn->pg), err);
+
+    conn->op = NULL;
+    ngx_http_retell_pg_close(conn);
+
+    if (op == NULL) {
+        return;
+    }
+
+    if (op->idempotent && (requests || !op->retried)) {
+        op->retried = 1;
+        ngx_http_retell_pg_requeue(op);
+
+    } else {
+        ngx_http_retell_pg_complete(op, NULL, (char *) err);
+    }
+}
+
+
+/* a cancelled command that neither went out nor came back in time */
+
+static void
+ngx_http_retell_pg_stuck(ngx_http_retell_pg_conn_t *conn)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "retell postgres: a cancelled command was %s in "
+                  "%M ms, closing the connection",
+                  conn->state == NGX_HTTP_RETELL_PG_SENDING
+                  ? "not sent" : "not answered",
+                  (ngx_msec_t) NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
+
+    if (ngx_http_retell_pg_abandon(conn, "at its drain timeout")
+        == NGX_DECLINED)
+    {
+        /* every cancel slot taken: once one is free */
+        ngx_add_timer(&conn->timer, 1000);
+        return;
+    }
+
+    ngx_http_retell_pg_dispatch(pool);
+}
+
+
+/*
+ * Graceful exit, or worker_shutdown_timeout (c->error): a statement still
+ * running has its backend asked to stop, and the exit waits for that,
+ * unless the shutdown timeout ended the wait
+ */
+
+static void
+ngx_http_retell_pg_shutdown(ngx_http_retell_pg_conn_t *conn)
+{
+    ngx_http_retell_pg_op_t  *op;
+
+    op = conn->op;
+
+    if (op) {
+        conn->op = NULL;
+        ngx_http_retell_pg_complete(op, NULL, "worker is shutting down");
+    }
+
+    if (conn->c->error
+        || conn->state == NGX_HTTP_RETELL_PG_IDLE
+        || conn->state == NGX_HTTP_RETELL_PG_CONNECTING
+        || ngx_http_retell_pg_abandon(conn, "as the worker exits")
+           == NGX_DECLINED)
+    {
+        ngx_http_retell_pg_close(conn);
     }
 }
 
@@ -495,250 +734,11 @@ ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool)
     }
 
     /*
-     * conn_close() deletes the drain timer and the socket's events: the
-     * record goes to pool->free, and conn_open() may reuse it at once
+     * pg_close() deletes the drain timer and the socket's events: the
+     * record goes to pool->free, and pg_open() may reuse it at once
      */
 
-    return ngx_http_retell_pg_conn_abandon(oldest, "for a waiting delivery");
+    return ngx_http_retell_pg_abandon(oldest, "for a waiting delivery");
 }
 
 
-/* the op's handler runs from a posted event, see the top of the file */
-
-void
-ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
-    const char *error)
-{
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
-    }
-
-    op->conn = NULL;
-    op->res = res;
-    op->error = NULL;
-
-    if (error) {
-        ngx_cpystrn(op->error_text, (u_char *) error,
-                    NGX_HTTP_RETELL_PG_ERROR_LEN);
-        op->error = (const char *) op->error_text;
-    }
-
-    ngx_post_event(&op->done, &ngx_posted_events);
-}
-
-
-/*
- * back at the head of the queue: an op that is safe to send again whose
- * connection broke, or a member of a batch that failed
- */
-
-void
-ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
-{
-    ngx_http_retell_pg_pool_t  *pool;
-
-    pool = op->pool;
-
-    op->conn = NULL;
-
-    ngx_queue_insert_head(&pool->waiting, &op->queue);
-    op->waiting = 1;
-    pool->nwaiting++;
-}
-
-
-void
-ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool, ngx_uint_t host)
-{
-    pool->host = host;
-    pool->failures = 0;
-
-    if (!pool->down) {
-        return;
-    }
-
-    pool->down = 0;
-    pool->backoff = 0;
-
-    if (pool->probe.timer_set) {
-        ngx_del_timer(&pool->probe);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
-                  "retell postgres is reachable again");
-}
-
-
-/*
- * A connection attempt failed or timed out: the next host is tried at
- * once; when every host has failed in a row the circuit opens
- */
-
-void
-ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,
-    ngx_uint_t host)
-{
-    if (host != pool->host) {
-        /* an attempt at a host the pool has already moved away from */
-        return;
-    }
-
-    pool->host = (host + 1) % pool->nhosts;
-
-    if (++pool->failures < pool->nhosts) {
-
-        if (pool->down) {
-            /* the probe goes on with the next host at once */
-            pool->next_probe = ngx_current_msec;
-            pool->next_retry = ngx_current_msec;
-            ngx_http_retell_pg_schedule(pool);
-        }
-
-        return;
-    }
-
-    pool->failures = 0;
-
-    pool->backoff = pool->down
-                    ? ngx_min(pool->backoff * 2, NGX_HTTP_RETELL_PG_BACKOFF_MAX)
-                    : NGX_HTTP_RETELL_PG_BACKOFF_MIN;
-
-    if (!pool->down) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "retell postgres unreachable, retrying in the "
-                      "background");
-    }
-
-    pool->down = 1;
-
-    pool->next_probe = ngx_current_msec
-                       + ngx_http_retell_pg_jitter(pool->backoff);
-    pool->next_retry = ngx_current_msec
-                       + ngx_http_retell_pg_jitter(
-                             ngx_min(pool->backoff,
-                                     NGX_HTTP_RETELL_PG_RETRY_MAX));
-
-    if (pool->probe.timer_set) {
-        ngx_del_timer(&pool->probe);
-    }
-
-    ngx_http_retell_pg_schedule(pool);
-}
-
-
-/* the next attempt while down: sooner when deliveries wait for it */
-
-static void
-ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool)
-{
-    ngx_msec_t      when;
-    ngx_msec_int_t  delay;
-
-    if (pool->connecting || pool->closed) {
-        return;                     /* an attempt is in flight */
-    }
-
-    when = pool->next_probe;
-
-    if (pool->nwaiting
-        && (ngx_msec_int_t) (pool->next_retry - when) < 0)
-    {
-        when = pool->next_retry;
-    }
-
-    delay = (ngx_msec_int_t) (when - ngx_current_msec);
-
-    if (pool->probe.timer_set
-        && (ngx_msec_int_t) (pool->probe.timer.key - when) <= 0)
-    {
-        return;                     /* due as soon already */
-    }
-
-    /*
-     * even when it is due now, from the timer: run() may be on the
-     * stack, and a failing attempt must not loop
-     */
-
-    ngx_add_timer(&pool->probe, delay > 0 ? (ngx_msec_t) delay : 1);
-}
-
-
-/* 80% to 120% of the delay */
-
-static ngx_msec_t
-ngx_http_retell_pg_jitter(ngx_msec_t delay)
-{
-    return delay - delay / 5 + (ngx_msec_t) ngx_random() % (delay * 2 / 5 + 1);
-}
-
-
-static void
-ngx_http_retell_pg_probe(ngx_event_t *ev)
-{
-    ngx_http_retell_pg_pool_t  *pool;
-
-    pool = ev->data;
-
-    /* an exiting worker still tries for the deliveries it holds */
-
-    if (pool->closed || ngx_terminate
-        || ((ngx_exiting || ngx_quit) && pool->nwaiting == 0))
-    {
-        return;
-    }
-
-    if (!pool->down) {
-        /*
-         * a draining connection may give way now, or again after a
-         * failure of this worker's own (memory, worker_connections)
-         */
-        ngx_http_retell_pg_dispatch(pool);
-        return;
-    }
-
-    if (pool->connecting || pool->count >= pool->max) {
-        return;
-    }
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pool->log, 0,
-                   "retell postgres: probe");
-
-    (void) ngx_http_retell_pg_conn_open(pool);
-}
-
-
-static void
-ngx_http_retell_pg_op_done(ngx_event_t *ev)
-{
-    PGresult                 *res;
-    ngx_http_retell_pg_op_t  *op;
-
-    op = ev->data;
-
-    /* the handler may free the op, and may reuse it for a new command */
-
-    res = op->res;
-    op->res = NULL;
-
-    op->handler(op, res, op->error);
-
-    if (res) {
-        PQclear(res);
-    }
-}
-
-
-static void
-ngx_http_retell_pg_op_timeout(ngx_event_t *ev)
-{
-    const char               *error;
-    ngx_http_retell_pg_op_t  *op;
-
-    op = ev->data;
-
-    error = (op->waiting && op->pool->down) ? "unreachable" : "timed out";
-
-    ngx_http_retell_pg_cancel(op);
-
-    op->handler(op, NULL, error);
-}

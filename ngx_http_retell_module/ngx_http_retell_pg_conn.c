@@ -15,6 +15,12 @@
  * libpq owns the socket: the ngx_connection_t around it only carries the
  * events, and is released with NGX_CLOSE_EVENT before PQfinish() closes
  * the descriptor, the order ngx_close_connection() uses.
+ *
+ * A connection decides nothing about its pool: it reports what happened
+ * (connected, refused, answered, lost, expired, stuck, shutting down)
+ * through one call, ngx_http_retell_pg_release(), as a peer reports
+ * through free() in nginx's upstream keepalive module, and the pool
+ * (ngx_http_retell_pg.c) decides what follows.
  */
 
 
@@ -25,13 +31,7 @@
 #endif
 
 
-#define NGX_HTTP_RETELL_PG_IDLE_TIMEOUT   60000
-#define NGX_HTTP_RETELL_PG_MAX_REQUESTS   10000
-#define NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT  30000
 #define NGX_HTTP_RETELL_PG_READ_ROUNDS    64
-
-/* libpq keeps its largest output buffer until PQfinish(): past this, close */
-#define NGX_HTTP_RETELL_PG_LARGE          (1024 * 1024)
 
 
 static ngx_int_t ngx_http_retell_pg_wrap(ngx_http_retell_pg_conn_t *conn);
@@ -41,84 +41,65 @@ static void ngx_http_retell_pg_timer_handler(ngx_event_t *ev);
 static void ngx_http_retell_pg_connect_poll(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn,
     const char *why);
+static void ngx_http_retell_pg_answered(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_flush(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn);
 static ngx_int_t ngx_http_retell_pg_pending(ngx_http_retell_pg_conn_t *conn);
-static ngx_int_t ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn);
-static void ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn);
 static void ngx_http_retell_pg_broken(ngx_http_retell_pg_conn_t *conn);
-static void ngx_http_retell_pg_idle(ngx_http_retell_pg_conn_t *conn);
+static void ngx_http_retell_pg_state(ngx_http_retell_pg_conn_t *conn,
+    ngx_http_retell_pg_state_e state);
 static void ngx_http_retell_pg_notice(void *arg, const char *message);
-static u_char *ngx_http_retell_pg_error(PGconn *pg, u_char *buf, size_t len);
 
+
+/*
+ * Starts a connection with conninfo, within timeout.  NGX_DECLINED: libpq
+ * failed at once (a Unix socket that is not there, no route: the host's
+ * fault, logged); NGX_ERROR: memory or worker_connections ran out.  Either
+ * way nothing is left open.
+ */
 
 ngx_int_t
-ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool)
+ngx_http_retell_pg_conn_connect(ngx_http_retell_pg_conn_t *conn,
+    const char *conninfo, ngx_msec_t timeout)
 {
-    u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
-    PGconn                     *pg;
-    ngx_uint_t                  host;
-    ngx_queue_t                *q;
-    ngx_http_retell_pg_conn_t  *conn;
+    u_char   err[NGX_HTTP_RETELL_PG_ERROR_LEN];
+    PGconn  *pg;
 
-    host = pool->host;
+    /* its own log, whose action says where the connection is */
+    conn->log = *conn->pool->log;
 
     /* PQconnectStart() does not wait: the connection is made on events */
 
-    pg = PQconnectStart((char *) pool->hosts[host].data);
+    pg = PQconnectStart(conninfo);
 
     if (pg == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, &conn->log, 0,
                       "retell postgres: PQconnectStart() out of memory");
         return NGX_ERROR;
     }
 
     if (PQstatus(pg) == CONNECTION_BAD || PQsetnonblocking(pg, 1) != 0) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
                       "retell postgres connection failed: %s",
                       ngx_http_retell_pg_error(pg, err, sizeof(err)));
         PQfinish(pg);
-
-        ngx_http_retell_pg_host_failed(pool, host);
-
         return NGX_DECLINED;
     }
 
-    if (!ngx_queue_empty(&pool->free)) {
-        q = ngx_queue_head(&pool->free);
-        ngx_queue_remove(q);
-        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, queue);
-        ngx_memzero(conn, sizeof(ngx_http_retell_pg_conn_t));
-
-    } else {
-        conn = ngx_pcalloc(pool->mem, sizeof(ngx_http_retell_pg_conn_t));
-        if (conn == NULL) {
-            PQfinish(pg);
-            return NGX_ERROR;
-        }
-    }
-
-    conn->pool = pool;
     conn->pg = pg;
-    conn->host = host;
-    conn->state = NGX_HTTP_RETELL_PG_CONNECTING;
+    ngx_http_retell_pg_state(conn, NGX_HTTP_RETELL_PG_CONNECTING);
 
     conn->timer.handler = ngx_http_retell_pg_timer_handler;
     conn->timer.data = conn;
-    conn->timer.log = pool->log;
+    conn->timer.log = &conn->log;
     conn->timer.cancelable = 1;
 
     /* libpq ignores connect_timeout under PQconnectPoll(): this is it */
-    ngx_add_timer(&conn->timer, pool->connect_timeout);
-
-    ngx_queue_insert_tail(&pool->all, &conn->all);
-    pool->count++;
-    pool->connecting++;
+    ngx_add_timer(&conn->timer, timeout);
 
     PQsetNoticeProcessor(pg, ngx_http_retell_pg_notice, conn);
 
     if (ngx_http_retell_pg_wrap(conn) != NGX_OK) {
-        /* worker_connections, not the host: the pool tries again later */
         ngx_http_retell_pg_conn_close(conn);
         return NGX_ERROR;
     }
@@ -129,28 +110,25 @@ ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool)
 }
 
 
-/* an idle connection still alive, the most recently used first */
+/* ready for a command: the pool keeps it until timeout */
 
-ngx_http_retell_pg_conn_t *
-ngx_http_retell_pg_conn_take(ngx_http_retell_pg_pool_t *pool)
+void
+ngx_http_retell_pg_conn_idle(ngx_http_retell_pg_conn_t *conn,
+    ngx_msec_t timeout)
 {
-    ngx_queue_t                *q;
-    ngx_http_retell_pg_conn_t  *conn;
+    ngx_http_retell_pg_state(conn, NGX_HTTP_RETELL_PG_IDLE);
+    conn->c->idle = 1;
+    ngx_add_timer(&conn->timer, timeout);
+}
 
-    while (!ngx_queue_empty(&pool->idle)) {
-        q = ngx_queue_head(&pool->idle);
-        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, queue);
-        ngx_queue_remove(q);
-        conn->queued = 0;
 
-        if (ngx_http_retell_pg_alive(conn)) {
-            return conn;
-        }
+/* its session can serve another command */
 
-        ngx_http_retell_pg_conn_close(conn);
-    }
-
-    return NULL;
+ngx_int_t
+ngx_http_retell_pg_conn_reusable(ngx_http_retell_pg_conn_t *conn)
+{
+    return PQstatus(conn->pg) == CONNECTION_OK
+           && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
 }
 
 
@@ -167,16 +145,16 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     op->conn = conn;
     conn->sent = ngx_current_msec;
 
-    if (op->size > NGX_HTTP_RETELL_PG_LARGE) {
-        conn->large = 1;
-    }
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "retell postgres: sending a command of %uz bytes to "
+                   "\"%s\"", op->size, PQhost(conn->pg));
 
-    if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
+    if (ngx_http_retell_pg_prepared_send(conn) != NGX_OK) {
         ngx_http_retell_pg_broken(conn);
         return;
     }
 
-    conn->state = NGX_HTTP_RETELL_PG_SENDING;
+    ngx_http_retell_pg_state(conn, NGX_HTTP_RETELL_PG_SENDING);
 
     ngx_http_retell_pg_flush(conn);
 }
@@ -190,7 +168,8 @@ ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
  */
 
 void
-ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
+ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn,
+    ngx_msec_t timeout)
 {
     ngx_http_retell_pg_op_t  *op;
 
@@ -211,44 +190,26 @@ ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn)
     }
 
     if (conn->state == NGX_HTTP_RETELL_PG_READING) {
-        conn->state = NGX_HTTP_RETELL_PG_DRAINING;
+        ngx_http_retell_pg_state(conn, NGX_HTTP_RETELL_PG_DRAINING);
     }
 
     conn->detached = ngx_current_msec;
-    ngx_add_timer(&conn->timer, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
+    ngx_add_timer(&conn->timer, timeout);
 
     /*
-     * nginx's graceful exit closes idle connections: this one then asks
-     * its backend to stop rather than leave it running
+     * nginx's graceful exit closes idle connections: this one then
+     * reports that the worker exits, and the pool decides
      */
     conn->c->idle = 1;
 
-    /* the deliveries waiting may have it give way to a new connection */
-
-    if (conn->pool->nwaiting && !conn->pool->closed
-        && !conn->pool->dispatch.posted)
-    {
-        ngx_post_event(&conn->pool->dispatch, &ngx_posted_events);
-    }
 }
 
+
+/* its events and its libpq session; the record is the pool's */
 
 void
 ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn)
 {
-    ngx_http_retell_pg_pool_t  *pool;
-
-    pool = conn->pool;
-
-    if (conn->state == NGX_HTTP_RETELL_PG_CONNECTING) {
-        pool->connecting--;
-    }
-
-    if (conn->queued) {
-        ngx_queue_remove(&conn->queue);
-        conn->queued = 0;
-    }
-
     if (conn->timer.timer_set) {
         ngx_del_timer(&conn->timer);
     }
@@ -260,13 +221,10 @@ ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn)
         conn->result = NULL;
     }
 
-    PQfinish(conn->pg);
-    conn->pg = NULL;
-
-    ngx_queue_remove(&conn->all);
-    pool->count--;
-
-    ngx_queue_insert_head(&pool->free, &conn->queue);
+    if (conn->pg) {
+        PQfinish(conn->pg);
+        conn->pg = NULL;
+    }
 }
 
 
@@ -280,18 +238,18 @@ ngx_http_retell_pg_wrap(ngx_http_retell_pg_conn_t *conn)
     fd = PQsocket(conn->pg);
 
     if (fd == -1) {
-        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
                       "retell postgres: no socket");
         return NGX_ERROR;
     }
 
-    c = ngx_get_connection(fd, conn->pool->log);
+    c = ngx_get_connection(fd, &conn->log);
     if (c == NULL) {
         return NGX_ERROR;
     }
 
     c->data = conn;
-    c->log = conn->pool->log;
+    c->log = &conn->log;
     c->read->log = c->log;
     c->write->log = c->log;
     c->read->handler = ngx_http_retell_pg_event_handler;
@@ -376,37 +334,14 @@ static void
 ngx_http_retell_pg_event_handler(ngx_event_t *ev)
 {
     ngx_connection_t           *c;
-    ngx_http_retell_pg_op_t    *op;
     ngx_http_retell_pg_conn_t  *conn;
 
     c = ev->data;
     conn = c->data;
 
     if (c->close) {
-        /* graceful exit, or worker_shutdown_timeout */
-
-        op = conn->op;
-
-        if (op) {
-            conn->op = NULL;
-            ngx_http_retell_pg_complete(op, NULL, "worker is shutting down");
-        }
-
-        /*
-         * a statement still running: its backend is asked to stop, and
-         * the exit waits for that, unless worker_shutdown_timeout ended
-         * the wait (c->error)
-         */
-
-        if (c->error
-            || conn->state == NGX_HTTP_RETELL_PG_IDLE
-            || conn->state == NGX_HTTP_RETELL_PG_CONNECTING
-            || ngx_http_retell_pg_conn_abandon(conn, "as the worker exits")
-               == NGX_DECLINED)
-        {
-            ngx_http_retell_pg_conn_close(conn);
-        }
-
+        /* graceful exit, or worker_shutdown_timeout (c->error) */
+        ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_SHUTDOWN);
         return;
     }
 
@@ -417,7 +352,10 @@ ngx_http_retell_pg_event_handler(ngx_event_t *ev)
         return;
 
     case NGX_HTTP_RETELL_PG_IDLE:
-        ngx_http_retell_pg_idle(conn);
+        if (!ngx_http_retell_pg_conn_alive(conn)) {
+            ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_EXPIRED);
+        }
+
         return;
 
     case NGX_HTTP_RETELL_PG_SENDING:
@@ -438,10 +376,8 @@ static void
 ngx_http_retell_pg_timer_handler(ngx_event_t *ev)
 {
     ngx_http_retell_pg_conn_t  *conn;
-    ngx_http_retell_pg_pool_t  *pool;
 
     conn = ev->data;
-    pool = conn->pool;
 
     switch (conn->state) {
 
@@ -450,28 +386,12 @@ ngx_http_retell_pg_timer_handler(ngx_event_t *ev)
         return;
 
     case NGX_HTTP_RETELL_PG_IDLE:
-        ngx_http_retell_pg_conn_close(conn);
+        ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_EXPIRED);
         return;
 
     default:
         /* a cancelled command that neither went out nor came back */
-
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "retell postgres: a cancelled command was %s in "
-                      "%M ms, closing the connection",
-                      conn->state == NGX_HTTP_RETELL_PG_SENDING
-                      ? "not sent" : "not answered",
-                      (ngx_msec_t) NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
-
-        if (ngx_http_retell_pg_conn_abandon(conn, "at its drain timeout")
-            == NGX_DECLINED)
-        {
-            /* every cancel slot taken: once one is free */
-            ngx_add_timer(&conn->timer, 1000);
-            return;
-        }
-
-        ngx_http_retell_pg_dispatch(pool);
+        ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_STUCK);
         return;
     }
 }
@@ -511,15 +431,11 @@ ngx_http_retell_pg_connect_poll(ngx_http_retell_pg_conn_t *conn)
         switch (status) {
 
         case PGRES_POLLING_OK:
-            conn->state = NGX_HTTP_RETELL_PG_IDLE;
-            conn->pool->connecting--;
+            if (conn->timer.timer_set) {
+                ngx_del_timer(&conn->timer);
+            }
 
-            ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
-                          "retell postgres connected to \"%s:%s\"",
-                          PQhost(conn->pg), PQport(conn->pg));
-
-            ngx_http_retell_pg_host_up(conn->pool, conn->host);
-            ngx_http_retell_pg_finish(conn);
+            ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_CONNECTED);
             return;
 
         case PGRES_POLLING_FAILED:
@@ -548,35 +464,9 @@ static void
 ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn,
     const char *why)
 {
-    u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
-    ngx_uint_t                  host, level;
-    ngx_http_retell_pg_pool_t  *pool;
+    conn->failure = why;
 
-    pool = conn->pool;
-    host = conn->host;
-
-    /* an error when no other host is left to try */
-
-    level = (host == pool->host && pool->failures + 1 < pool->nhosts)
-            ? NGX_LOG_WARN : NGX_LOG_ERR;
-
-    if (why) {
-        ngx_log_error(level, pool->log, 0,
-                      "retell postgres connection to \"%s:%s\" %s after "
-                      "%M ms", PQhost(conn->pg), PQport(conn->pg), why,
-                      pool->connect_timeout);
-
-    } else {
-        ngx_log_error(level, pool->log, 0,
-                      "retell postgres connection failed: %s",
-                      ngx_http_retell_pg_error(conn->pg, err, sizeof(err)));
-    }
-
-    ngx_http_retell_pg_conn_close(conn);
-
-    ngx_http_retell_pg_host_failed(pool, host);
-
-    ngx_http_retell_pg_dispatch(pool);
+    ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_CONNECT_FAILED);
 }
 
 
@@ -599,8 +489,8 @@ ngx_http_retell_pg_flush(ngx_http_retell_pg_conn_t *conn)
         return;
     }
 
-    conn->state = conn->op ? NGX_HTTP_RETELL_PG_READING
-                           : NGX_HTTP_RETELL_PG_DRAINING;
+    ngx_http_retell_pg_state(conn, conn->op ? NGX_HTTP_RETELL_PG_READING
+                                            : NGX_HTTP_RETELL_PG_DRAINING);
 
     /* the answer may be in already: its edge may have passed */
     ngx_http_retell_pg_read(conn);
@@ -625,7 +515,7 @@ ngx_http_retell_pg_read(ngx_http_retell_pg_conn_t *conn)
             res = PQgetResult(conn->pg);
 
             if (res == NULL) {
-                ngx_http_retell_pg_finish(conn);
+                ngx_http_retell_pg_answered(conn);
                 return;
             }
 
@@ -684,8 +574,8 @@ ngx_http_retell_pg_pending(ngx_http_retell_pg_conn_t *conn)
  * it reaches the log, through the notice processor.
  */
 
-static ngx_int_t
-ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn)
+ngx_int_t
+ngx_http_retell_pg_conn_alive(ngx_http_retell_pg_conn_t *conn)
 {
     u_char  err[NGX_HTTP_RETELL_PG_ERROR_LEN];
 
@@ -697,7 +587,7 @@ ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn)
         (void) PQisBusy(conn->pg);          /* parses, and logs, the FATAL */
     }
 
-    ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+    ngx_log_error(NGX_LOG_WARN, &conn->log, 0,
                   "retell postgres idle connection to \"%s:%s\" closed: %s",
                   PQhost(conn->pg), PQport(conn->pg),
                   PQstatus(conn->pg) == CONNECTION_BAD
@@ -708,18 +598,18 @@ ngx_http_retell_pg_alive(ngx_http_retell_pg_conn_t *conn)
 }
 
 
-/* a command completed, or a connection was just made */
+/*
+ * Every result of the command is in: PREPARE's, then the command itself
+ * goes out; the command's, and the pool has it
+ */
 
 static void
-ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
+ngx_http_retell_pg_answered(ngx_http_retell_pg_conn_t *conn)
 {
-    ngx_int_t                   rc, stale;
-    PGresult                   *res;
-    ngx_http_retell_pg_op_t    *op;
-    ngx_http_retell_pg_pool_t  *pool;
+    ngx_int_t  rc;
 
     if (conn->preparing) {
-        rc = ngx_http_retell_pg_conn_prepared(conn);
+        rc = ngx_http_retell_pg_prepared_answer(conn);
 
         if (rc == NGX_ERROR) {
             ngx_http_retell_pg_broken(conn);
@@ -728,113 +618,24 @@ ngx_http_retell_pg_finish(ngx_http_retell_pg_conn_t *conn)
 
         if (rc == NGX_AGAIN) {
             /* prepared: now the command itself */
-            conn->state = NGX_HTTP_RETELL_PG_SENDING;
+            ngx_http_retell_pg_state(conn, NGX_HTTP_RETELL_PG_SENDING);
             ngx_http_retell_pg_flush(conn);
             return;
         }
     }
 
-    pool = conn->pool;
-    op = conn->op;
-    res = conn->result;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "retell postgres: command answered in %M ms",
+                   (ngx_msec_t) (ngx_current_msec - conn->sent));
 
-    conn->op = NULL;
-    conn->result = NULL;
-
-    stale = res ? ngx_http_retell_pg_conn_stale(conn, res) : 0;
-
-    if (op && op->idempotent && !op->retried
-        && (stale || (res && ngx_http_retell_pg_result_transient(res))))
-    {
-        /*
-         * refused on its statement's name alone, or a deadlock or
-         * serialization failure: nothing was applied, and it may go again
-         */
-        PQclear(res);
-        op->retried = 1;
-        ngx_http_retell_pg_requeue(op);
-
-    } else if (op) {
-        conn->requests++;
-        ngx_http_retell_pg_complete(op, res, NULL);
-
-    } else if (res) {
-        PQclear(res);
-    }
-
-    /* an exiting worker keeps connections only for what still waits */
-
-    if (PQstatus(conn->pg) == CONNECTION_OK
-        && !stale
-        && !conn->large
-        && PQtransactionStatus(conn->pg) == PQTRANS_IDLE
-        && conn->requests < NGX_HTTP_RETELL_PG_MAX_REQUESTS
-        && !pool->closed
-        && (!ngx_exiting || !ngx_queue_empty(&pool->waiting)))
-    {
-        conn->state = NGX_HTTP_RETELL_PG_IDLE;
-        conn->c->idle = 1;
-        ngx_add_timer(&conn->timer, NGX_HTTP_RETELL_PG_IDLE_TIMEOUT);
-        ngx_queue_insert_head(&pool->idle, &conn->queue);
-        conn->queued = 1;
-
-    } else {
-        ngx_http_retell_pg_conn_close(conn);
-    }
-
-    ngx_http_retell_pg_dispatch(pool);
+    ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_ANSWERED);
 }
 
 
 static void
 ngx_http_retell_pg_broken(ngx_http_retell_pg_conn_t *conn)
 {
-    u_char                      err[NGX_HTTP_RETELL_PG_ERROR_LEN];
-    ngx_uint_t                  requests;
-    ngx_http_retell_pg_op_t    *op;
-    ngx_http_retell_pg_pool_t  *pool;
-
-    pool = conn->pool;
-    op = conn->op;
-    requests = conn->requests;
-
-    ngx_http_retell_pg_error(conn->pg, err, sizeof(err));
-
-    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                  "retell postgres connection to \"%s:%s\" lost: %s",
-                  PQhost(conn->pg), PQport(conn->pg), err);
-
-    conn->op = NULL;
-    ngx_http_retell_pg_conn_close(conn);
-
-    if (op) {
-        /*
-         * a connection may die under a command: one that is safe to
-         * repeat (deliveries are deduplicated by their digest) is tried
-         * again on another connection, after each reused one that broke
-         * (after a server restart every one of them may be dead, each
-         * broken once at most) and once after a fresh one
-         */
-
-        if (op->idempotent && (requests || !op->retried)) {
-            op->retried = 1;
-            ngx_http_retell_pg_requeue(op);
-
-        } else {
-            ngx_http_retell_pg_complete(op, NULL, (char *) err);
-        }
-    }
-
-    ngx_http_retell_pg_dispatch(pool);
-}
-
-
-static void
-ngx_http_retell_pg_idle(ngx_http_retell_pg_conn_t *conn)
-{
-    if (!ngx_http_retell_pg_alive(conn)) {
-        ngx_http_retell_pg_conn_close(conn);
-    }
+    ngx_http_retell_pg_release(conn, NGX_HTTP_RETELL_PG_BROKEN);
 }
 
 
@@ -856,14 +657,14 @@ ngx_http_retell_pg_notice(void *arg, const char *message)
     level = (conn->state == NGX_HTTP_RETELL_PG_IDLE) ? NGX_LOG_WARN
                                                     : NGX_LOG_NOTICE;
 
-    ngx_log_error(level, conn->pool->log, 0, "retell postgres: %*s",
+    ngx_log_error(level, &conn->log, 0, "retell postgres: %*s",
                   len, message);
 }
 
 
 /* PQerrorMessage() without its line ends, in buf */
 
-static u_char *
+u_char *
 ngx_http_retell_pg_error(PGconn *pg, u_char *buf, size_t len)
 {
     u_char  *p, *last;
@@ -887,4 +688,40 @@ ngx_http_retell_pg_error(PGconn *pg, u_char *buf, size_t len)
     }
 
     return buf;
+}
+
+
+/*
+ * Every state says itself: in its log's action ("... while reading
+ * PostgreSQL's answer") and at debug level, so that "error_log ... debug"
+ * shows where a stuck connection is
+ */
+
+static void
+ngx_http_retell_pg_state(ngx_http_retell_pg_conn_t *conn,
+    ngx_http_retell_pg_state_e state)
+{
+    static char  *actions[] = {
+        "connecting to PostgreSQL",
+        "keeping an idle PostgreSQL connection",
+        "sending a command to PostgreSQL",
+        "reading PostgreSQL's answer",
+        "draining a cancelled PostgreSQL command"
+    };
+
+    conn->state = state;
+    conn->log.action = actions[state];
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "retell postgres: %s, \"%s:%s\"", actions[state],
+                   PQhost(conn->pg), PQport(conn->pg));
+}
+
+
+/* connected, no longer connecting: the pool keeps it idle, or closes it */
+
+void
+ngx_http_retell_pg_conn_connected(ngx_http_retell_pg_conn_t *conn)
+{
+    conn->state = NGX_HTTP_RETELL_PG_IDLE;
 }

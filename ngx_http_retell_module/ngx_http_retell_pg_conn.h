@@ -23,6 +23,20 @@
 typedef struct ngx_http_retell_pg_orphan_s  ngx_http_retell_pg_orphan_t;
 
 
+/* what a connection reports to its pool: ngx_http_retell_pg_release() */
+
+typedef enum {
+    NGX_HTTP_RETELL_PG_CONNECTED = 0,   /* made, nothing sent yet */
+    NGX_HTTP_RETELL_PG_CONNECT_FAILED,  /* refused, or conn->failure */
+    NGX_HTTP_RETELL_PG_ANSWERED,        /* conn->op's conn->result is in */
+    NGX_HTTP_RETELL_PG_BROKEN,          /* lost, its op not answered */
+    NGX_HTTP_RETELL_PG_EXPIRED,         /* idle too long, or closed idle */
+    NGX_HTTP_RETELL_PG_STUCK,           /* a cancelled command neither went
+                                           out nor came back in time */
+    NGX_HTTP_RETELL_PG_SHUTDOWN         /* the worker exits (c->close) */
+} ngx_http_retell_pg_report_e;
+
+
 typedef enum {
     NGX_HTTP_RETELL_PG_CONNECTING = 0,
     NGX_HTTP_RETELL_PG_IDLE,
@@ -42,9 +56,11 @@ struct ngx_http_retell_pg_conn_s {
     ngx_http_retell_pg_op_t        *op;
     PGresult                       *result;
     ngx_http_retell_pg_state_e      state;
+    ngx_log_t                       log;        /* its action: the state */
     ngx_uint_t                      requests;
     ngx_uint_t                      host;       /* index in pool->hosts */
     ngx_msec_t                      detached;   /* when its op went away */
+    const char                     *failure;    /* why a connect failed */
     ngx_msec_t                      sent;       /* when its op was sent */
 
     uint64_t                        prepared;   /* a bit per statement */
@@ -115,8 +131,17 @@ struct ngx_http_retell_pg_pool_s {
 #define ngx_http_retell_pg_may_batch(op)  ((op)->batchable && !(op)->alone)
 
 
-/* ngx_http_retell_pg.c, for the connections */
+/* === in ngx_http_retell_pg.c: the one call up, from the connections === */
+void ngx_http_retell_pg_release(ngx_http_retell_pg_conn_t *conn,
+    ngx_http_retell_pg_report_e report);
+
+/* === in ngx_http_retell_pg.c, for the rest of the pool === */
 void ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool);
+ngx_int_t ngx_http_retell_pg_open(ngx_http_retell_pg_pool_t *pool);
+void ngx_http_retell_pg_close(ngx_http_retell_pg_conn_t *conn);
+void ngx_http_retell_pg_detach(ngx_http_retell_pg_conn_t *conn);
+
+/* === in ngx_http_retell_pg_op.c, for the pool === */
 void ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error);
 void ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op);
@@ -124,39 +149,49 @@ void ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op);
 
-/* ngx_http_retell_pg_batch.c, for the pool */
-ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch(
-    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op);
-void ngx_http_retell_pg_batch_leave(ngx_http_retell_pg_op_t *op);
+/* === in ngx_http_retell_pg_breaker.c, for the pool === */
 void ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool,
     ngx_uint_t host);
 void ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,
     ngx_uint_t host);
+void ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool);
+void ngx_http_retell_pg_probe(ngx_event_t *ev);
 
-/* ngx_http_retell_pg_conn.c, for the pool */
-ngx_int_t ngx_http_retell_pg_conn_open(ngx_http_retell_pg_pool_t *pool);
-ngx_http_retell_pg_conn_t *ngx_http_retell_pg_conn_take(
-    ngx_http_retell_pg_pool_t *pool);
+/* === in ngx_http_retell_pg_batch.c, for the pool === */
+ngx_http_retell_pg_op_t *ngx_http_retell_pg_batch(
+    ngx_http_retell_pg_pool_t *pool, ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_batch_leave(ngx_http_retell_pg_op_t *op);
+
+/* === in ngx_http_retell_pg_conn.c: libpq on nginx events, for the pool === */
+ngx_int_t ngx_http_retell_pg_conn_connect(ngx_http_retell_pg_conn_t *conn,
+    const char *conninfo, ngx_msec_t timeout);
+ngx_int_t ngx_http_retell_pg_conn_alive(ngx_http_retell_pg_conn_t *conn);
+void ngx_http_retell_pg_conn_connected(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_conn_reusable(ngx_http_retell_pg_conn_t *conn);
+void ngx_http_retell_pg_conn_idle(ngx_http_retell_pg_conn_t *conn,
+    ngx_msec_t timeout);
 void ngx_http_retell_pg_conn_send(ngx_http_retell_pg_conn_t *conn,
     ngx_http_retell_pg_op_t *op);
-void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn);
+void ngx_http_retell_pg_conn_detach(ngx_http_retell_pg_conn_t *conn,
+    ngx_msec_t timeout);
 void ngx_http_retell_pg_conn_close(ngx_http_retell_pg_conn_t *conn);
+u_char *ngx_http_retell_pg_error(PGconn *pg, u_char *buf, size_t len);
 
-/* ngx_http_retell_pg_orphan.c, for the pool and the connections */
+/* === in ngx_http_retell_pg_orphan.c, for the pool === */
 ngx_int_t ngx_http_retell_pg_orphans_init(ngx_http_retell_pg_pool_t *pool);
 ngx_int_t ngx_http_retell_pg_orphans_room(ngx_http_retell_pg_pool_t *pool);
-ngx_int_t ngx_http_retell_pg_conn_abandon(ngx_http_retell_pg_conn_t *conn,
+ngx_int_t ngx_http_retell_pg_abandon(ngx_http_retell_pg_conn_t *conn,
     const char *why);
 
-/* ngx_http_retell_pg_result.c, for the connections */
+/* === in ngx_http_retell_pg_result.c, for the connections and the pool === */
 void ngx_http_retell_pg_result_keep(ngx_http_retell_pg_conn_t *conn,
     PGresult *res);
 ngx_int_t ngx_http_retell_pg_result_transient(PGresult *res);
 
-/* ngx_http_retell_pg_prepared.c, for the connections */
-ngx_int_t ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn);
-ngx_int_t ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn);
-ngx_int_t ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn,
+/* === in ngx_http_retell_pg_prepared.c, for the connections and the pool === */
+ngx_int_t ngx_http_retell_pg_prepared_send(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_prepared_answer(ngx_http_retell_pg_conn_t *conn);
+ngx_int_t ngx_http_retell_pg_prepared_stale(ngx_http_retell_pg_conn_t *conn,
     PGresult *res);
 
 

@@ -89,7 +89,7 @@ ngx_http_retell_pg_orphans_room(ngx_http_retell_pg_pool_t *pool)
  */
 
 ngx_int_t
-ngx_http_retell_pg_conn_abandon(ngx_http_retell_pg_conn_t *conn,
+ngx_http_retell_pg_abandon(ngx_http_retell_pg_conn_t *conn,
     const char *why)
 {
     int                           pid;
@@ -113,7 +113,7 @@ ngx_http_retell_pg_conn_abandon(ngx_http_retell_pg_conn_t *conn,
                   "backend %d to stop", PQhost(conn->pg), PQport(conn->pg),
                   (ngx_msec_t) (ngx_current_msec - conn->detached), why, pid);
 
-    ngx_http_retell_pg_conn_close(conn);
+    ngx_http_retell_pg_close(conn);
 
     if (pid == 0 || rc != NGX_OK) {
         return NGX_OK;

@@ -33,7 +33,7 @@ static ngx_int_t ngx_http_retell_pg_statement(ngx_http_retell_pg_pool_t *pool,
  */
 
 ngx_int_t
-ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn)
+ngx_http_retell_pg_prepared_send(ngx_http_retell_pg_conn_t *conn)
 {
     u_char                    name[NGX_HTTP_RETELL_PG_NAME_LEN];
     ngx_int_t                 k;
@@ -78,7 +78,7 @@ ngx_http_retell_pg_conn_command(ngx_http_retell_pg_conn_t *conn)
  */
 
 ngx_int_t
-ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
+ngx_http_retell_pg_prepared_answer(ngx_http_retell_pg_conn_t *conn)
 {
     ngx_uint_t   k;
     const char  *state;
@@ -111,7 +111,7 @@ ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
         return NGX_OK;
     }
 
-    if (ngx_http_retell_pg_conn_command(conn) != NGX_OK) {
+    if (ngx_http_retell_pg_prepared_send(conn) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -133,7 +133,8 @@ ngx_http_retell_pg_conn_prepared(ngx_http_retell_pg_conn_t *conn)
  */
 
 ngx_int_t
-ngx_http_retell_pg_conn_stale(ngx_http_retell_pg_conn_t *conn, PGresult *res)
+ngx_http_retell_pg_prepared_stale(ngx_http_retell_pg_conn_t *conn,
+    PGresult *res)
 {
     ngx_uint_t                  level;
     const char                 *state;

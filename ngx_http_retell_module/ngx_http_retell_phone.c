@@ -1,6 +1,6 @@
 
 /*
- * Phone number normalisation to E.164 and display (SPEC section 6).
+ * Phone number normalisation to E.164 and display (docs/data-and-rules.md).
  *
  * A number that cannot be read with certainty is reported unusable rather
  * than guessed at: a wrong number on a ticket is worse than none.

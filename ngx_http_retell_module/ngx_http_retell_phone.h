@@ -1,6 +1,6 @@
 
 /*
- * Phone numbers of SPEC section 6: whatever a caller ID or a dialled
+ * Phone numbers (docs/data-and-rules.md): whatever a caller ID or a dialled
  * number looks like, one E.164 form to match and store, and one short
  * form for people to read.
  *

@@ -1,6 +1,7 @@
 
 /*
- * Ticket status and email reason from the facts of a call (SPEC section 5).
+ * Ticket status and email reason from the facts of a call
+ * (docs/data-and-rules.md).
  * The same facts give the same answer whatever order events arrived in.
  */
 

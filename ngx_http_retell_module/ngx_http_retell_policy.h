@@ -1,6 +1,6 @@
 
 /*
- * The ticket rules of SPEC section 5: a pure function from the facts
+ * The ticket rules (docs/data-and-rules.md): a pure function from the facts
  * gathered for a call to the ticket status and the reason to email.
  *
  * Pure logic: no nginx event code, unit-tested in t/unit/test_policy.c.

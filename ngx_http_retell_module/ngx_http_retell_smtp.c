@@ -29,6 +29,11 @@ static void ngx_http_retell_smtp_handshaked(ngx_connection_t *c);
 void
 ngx_http_retell_smtp_send(ngx_http_retell_smtp_t *s)
 {
+    /* the session's own log, whose action says which step it is in */
+
+    s->session_log = *s->log;
+    s->log = &s->session_log;
+
     /* one bound on the whole session, whatever each step does */
 
     s->deadline.handler = ngx_http_retell_smtp_deadline;
@@ -112,7 +117,7 @@ ngx_http_retell_smtp_connect(ngx_http_retell_smtp_t *s)
     c->read->handler = ngx_http_retell_smtp_read_handler;
     c->write->handler = ngx_http_retell_smtp_write_handler;
 
-    s->state = ngx_smtp_start;
+    ngx_http_retell_smtp_state(s, NGX_HTTP_RETELL_SMTP_START);
 
     /* connected or not, the greeting is the next thing to come */
 
@@ -301,7 +306,7 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
 
         if (n == NGX_ERROR || n == 0) {
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
-                                      (s->state == ngx_smtp_start
+                                      (s->state == NGX_HTTP_RETELL_SMTP_START
                                        && b->last == b->start)
                                       ? "cannot connect to %V"
                                       : "%V closed the connection",
@@ -372,7 +377,7 @@ ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s)
             return NGX_ERROR;
         }
 
-        if (s->state == ngx_smtp_ehlo && nl - line > 4) {
+        if (s->state == NGX_HTTP_RETELL_SMTP_EHLO && nl - line > 4) {
             ngx_http_retell_smtp_capability(s, line + 4, nl);
         }
 
@@ -419,7 +424,7 @@ ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
     ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                               "%V sent data after its reply to %s",
                               s->peer.name,
-                              s->state == ngx_smtp_starttls
+                              s->state == NGX_HTTP_RETELL_SMTP_STARTTLS
                               ? "STARTTLS" : "a command");
     return NGX_ERROR;
 }
@@ -451,11 +456,45 @@ ngx_http_retell_smtp_command(ngx_http_retell_smtp_t *s, ngx_uint_t state,
     last = ngx_vslprintf(p, p + len, fmt, args);
     va_end(args);
 
-    s->state = state;
+    ngx_http_retell_smtp_state(s, state);
+
     s->out.data = p;
     s->out.len = last - p;
 
     ngx_http_retell_smtp_flush(s);
+}
+
+
+/*
+ * Every step says itself: in the log's action ("... while sending RCPT
+ * TO") and at debug level, so "error_log ... debug" shows where a stuck
+ * session is
+ */
+
+void
+ngx_http_retell_smtp_state(ngx_http_retell_smtp_t *s, ngx_uint_t state)
+{
+    static char  *actions[] = {
+        "waiting for the SMTP server's greeting",
+        "sending EHLO to the SMTP server",
+        "sending HELO to the SMTP server",
+        "starting TLS with the SMTP server",
+        "authenticating with the SMTP server (PLAIN)",
+        "authenticating with the SMTP server (LOGIN)",
+        "sending the SMTP user name",
+        "sending the SMTP password",
+        "sending MAIL FROM",
+        "sending RCPT TO",
+        "sending DATA",
+        "sending the message",
+        "sending QUIT"
+    };
+
+    s->state = state;
+    s->log->action = actions[state];
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "retell smtp: %s (%V)", actions[state], s->peer.name);
 }
 
 
@@ -710,7 +749,7 @@ ngx_http_retell_smtp_handshaked(ngx_connection_t *c)
     s->offers_plain = 0;
     s->offers_login = 0;
 
-    ngx_http_retell_smtp_command(s, ngx_smtp_ehlo, "EHLO %V\r\n",
+    ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_EHLO, "EHLO %V\r\n",
                                  &s->conf->helo);
 }
 

@@ -57,6 +57,7 @@ typedef void (*ngx_http_retell_smtp_handler_pt)(ngx_http_retell_smtp_t *s);
 struct ngx_http_retell_smtp_s {
     ngx_pool_t                     *pool;          /* the session's own */
     ngx_log_t                      *log;
+    ngx_log_t                       session_log;   /* its action: the step */
     ngx_http_retell_smtp_conf_t    *conf;
 
     ngx_str_t                       from;

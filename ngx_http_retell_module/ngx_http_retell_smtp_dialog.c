@@ -69,23 +69,23 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
 {
     u_char      *auth, *p;
     ngx_str_t   *secret;
-    ngx_uint_t   code, result;
+    ngx_uint_t   code, result, next;
 
     code = s->code;
 
     switch (s->state) {
 
-    case ngx_smtp_start:
+    case NGX_HTTP_RETELL_SMTP_START:
         if (code != 220) {
             ngx_http_retell_smtp_refused(s, "greeting");
             break;
         }
 
-        ngx_http_retell_smtp_command(s, ngx_smtp_ehlo, "EHLO %V\r\n",
-                                     &s->conf->helo);
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_EHLO,
+                                     "EHLO %V\r\n", &s->conf->helo);
         return;
 
-    case ngx_smtp_ehlo:
+    case NGX_HTTP_RETELL_SMTP_EHLO:
         if (code == 250) {
             ngx_http_retell_smtp_after_ehlo(s);
             return;
@@ -97,25 +97,25 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
             && s->conf->starttls != NGX_HTTP_RETELL_STARTTLS_REQUIRED
             && s->conf->user.len == 0)
         {
-            ngx_http_retell_smtp_command(s, ngx_smtp_helo, "HELO %V\r\n",
-                                         &s->conf->helo);
+            ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_HELO,
+                                         "HELO %V\r\n", &s->conf->helo);
             return;
         }
 
         ngx_http_retell_smtp_refused(s, "EHLO");
         break;
 
-    case ngx_smtp_helo:
+    case NGX_HTTP_RETELL_SMTP_HELO:
         if (code != 250) {
             ngx_http_retell_smtp_refused(s, "HELO");
             break;
         }
 
-        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
-                                     &s->from);
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_MAIL,
+                                     "MAIL FROM:<%V>\r\n", &s->from);
         return;
 
-    case ngx_smtp_starttls:
+    case NGX_HTTP_RETELL_SMTP_STARTTLS:
 #if (NGX_SSL)
         if (code == 220) {
             ngx_http_retell_smtp_starttls(s);
@@ -138,19 +138,19 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         ngx_http_retell_smtp_after_ehlo(s);
         return;
 
-    case ngx_smtp_auth_plain:
-    case ngx_smtp_auth_password:
+    case NGX_HTTP_RETELL_SMTP_AUTH_PLAIN:
+    case NGX_HTTP_RETELL_SMTP_AUTH_PASSWORD:
         if (code != 235) {
             ngx_http_retell_smtp_refused(s, "AUTH");
             break;
         }
 
-        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
-                                     &s->from);
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_MAIL,
+                                     "MAIL FROM:<%V>\r\n", &s->from);
         return;
 
-    case ngx_smtp_auth_login:
-    case ngx_smtp_auth_user:
+    case NGX_HTTP_RETELL_SMTP_AUTH_LOGIN:
+    case NGX_HTTP_RETELL_SMTP_AUTH_USER:
         /* AUTH LOGIN: 334 asks for the user name, then the password */
 
         if (code != 334) {
@@ -158,7 +158,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
             break;
         }
 
-        secret = (s->state == ngx_smtp_auth_login) ? &s->conf->user
+        secret = (s->state == NGX_HTTP_RETELL_SMTP_AUTH_LOGIN) ? &s->conf->user
                                                    : &s->conf->password;
 
         p = ngx_http_retell_smtp_base64(s->pool, secret->data, secret->len);
@@ -166,13 +166,14 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
             break;
         }
 
-        ngx_http_retell_smtp_command(s, s->state == ngx_smtp_auth_login
-                                        ? ngx_smtp_auth_user
-                                        : ngx_smtp_auth_password,
-                                     "%s\r\n", p);
+        next = (s->state == NGX_HTTP_RETELL_SMTP_AUTH_LOGIN)
+               ? NGX_HTTP_RETELL_SMTP_AUTH_USER
+               : NGX_HTTP_RETELL_SMTP_AUTH_PASSWORD;
+
+        ngx_http_retell_smtp_command(s, next, "%s\r\n", p);
         return;
 
-    case ngx_smtp_mail:
+    case NGX_HTTP_RETELL_SMTP_MAIL:
         if (code != 250) {
             break;
         }
@@ -180,7 +181,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         ngx_http_retell_smtp_next_rcpt(s);
         return;
 
-    case ngx_smtp_rcpt:
+    case NGX_HTTP_RETELL_SMTP_RCPT:
         if (code == 250 || code == 251) {
             s->accepted++;
 
@@ -225,27 +226,27 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         ngx_http_retell_smtp_next_rcpt(s);
         return;
 
-    case ngx_smtp_data:
+    case NGX_HTTP_RETELL_SMTP_DATA:
         if (code != 354) {
             break;
         }
 
-        s->state = ngx_smtp_body;
+        ngx_http_retell_smtp_state(s, NGX_HTTP_RETELL_SMTP_BODY);
         s->committing = 1;
         s->out = s->data;
         ngx_http_retell_smtp_flush(s);
         return;
 
-    case ngx_smtp_body:
+    case NGX_HTTP_RETELL_SMTP_BODY:
         if (code != 250) {
             break;
         }
 
         s->sent = 1;
-        ngx_http_retell_smtp_command(s, ngx_smtp_quit, "QUIT\r\n");
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_QUIT, "QUIT\r\n");
         return;
 
-    default: /* ngx_smtp_quit */
+    default: /* NGX_HTTP_RETELL_SMTP_QUIT */
         ngx_http_retell_smtp_done(s, NGX_HTTP_RETELL_SMTP_SENT);
         return;
     }
@@ -260,8 +261,9 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
      * EHLO) and a 5xx to MAIL FROM, whose address is retell_smtp_from.
      */
 
-    if (s->state >= ngx_smtp_mail
-        && (code == 530 || (code >= 500 && s->state == ngx_smtp_mail)))
+    if (s->state >= NGX_HTTP_RETELL_SMTP_MAIL
+        && (code == 530
+            || (code >= 500 && s->state == NGX_HTTP_RETELL_SMTP_MAIL)))
     {
         ngx_http_retell_smtp_refused(s, ngx_http_retell_smtp_step(s->state));
         ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY, "%V",
@@ -269,7 +271,7 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         return;
     }
 
-    result = (code >= 500 && s->state >= ngx_smtp_mail)
+    result = (code >= 500 && s->state >= NGX_HTTP_RETELL_SMTP_MAIL)
              ? NGX_HTTP_RETELL_SMTP_PERMANENT : NGX_HTTP_RETELL_SMTP_TEMPORARY;
 
     ngx_http_retell_smtp_fail(s, result, "%V", &s->error);
@@ -298,15 +300,15 @@ ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
         if (s->conf->starttls != NGX_HTTP_RETELL_STARTTLS_OFF
             && s->offers_starttls)
         {
-            ngx_http_retell_smtp_command(s, ngx_smtp_starttls,
+            ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_STARTTLS,
                                          "STARTTLS\r\n");
             return;
         }
     }
 
     if (s->conf->user.len == 0) {
-        ngx_http_retell_smtp_command(s, ngx_smtp_mail, "MAIL FROM:<%V>\r\n",
-                                     &s->from);
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_MAIL,
+                                     "MAIL FROM:<%V>\r\n", &s->from);
         return;
     }
 
@@ -347,13 +349,13 @@ ngx_http_retell_smtp_after_ehlo(ngx_http_retell_smtp_t *s)
             return;
         }
 
-        ngx_http_retell_smtp_command(s, ngx_smtp_auth_plain,
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_AUTH_PLAIN,
                                      "AUTH PLAIN %s\r\n", p);
         return;
     }
 
     if (s->offers_login) {
-        ngx_http_retell_smtp_command(s, ngx_smtp_auth_login,
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_AUTH_LOGIN,
                                      "AUTH LOGIN\r\n");
         return;
     }
@@ -369,7 +371,8 @@ static void
 ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
 {
     if (s->next_rcpt < s->nrcpt) {
-        ngx_http_retell_smtp_command(s, ngx_smtp_rcpt, "RCPT TO:<%V>\r\n",
+        ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_RCPT,
+                                     "RCPT TO:<%V>\r\n",
                                      &s->rcpt[s->next_rcpt++]);
         return;
     }
@@ -382,7 +385,7 @@ ngx_http_retell_smtp_next_rcpt(ngx_http_retell_smtp_t *s)
         return;
     }
 
-    ngx_http_retell_smtp_command(s, ngx_smtp_data, "DATA\r\n");
+    ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_DATA, "DATA\r\n");
 }
 
 
@@ -393,16 +396,16 @@ ngx_http_retell_smtp_step(ngx_uint_t state)
 {
     switch (state) {
 
-    case ngx_smtp_mail:
+    case NGX_HTTP_RETELL_SMTP_MAIL:
         return "MAIL FROM";
 
-    case ngx_smtp_rcpt:
+    case NGX_HTTP_RETELL_SMTP_RCPT:
         return "RCPT TO";
 
-    case ngx_smtp_data:
+    case NGX_HTTP_RETELL_SMTP_DATA:
         return "DATA";
 
-    case ngx_smtp_body:
+    case NGX_HTTP_RETELL_SMTP_BODY:
         return "the end of data";
 
     default:

@@ -17,23 +17,24 @@
 
 
 typedef enum {
-    ngx_smtp_start = 0,        /* the greeting */
-    ngx_smtp_ehlo,
-    ngx_smtp_helo,             /* EHLO refused */
-    ngx_smtp_starttls,
-    ngx_smtp_auth_plain,
-    ngx_smtp_auth_login,       /* 334 for the user name */
-    ngx_smtp_auth_user,        /* 334 for the password */
-    ngx_smtp_auth_password,
-    ngx_smtp_mail,             /* from here on, the message's own steps */
-    ngx_smtp_rcpt,
-    ngx_smtp_data,
-    ngx_smtp_body,
-    ngx_smtp_quit
+    NGX_HTTP_RETELL_SMTP_START = 0,        /* the greeting */
+    NGX_HTTP_RETELL_SMTP_EHLO,
+    NGX_HTTP_RETELL_SMTP_HELO,             /* EHLO refused */
+    NGX_HTTP_RETELL_SMTP_STARTTLS,
+    NGX_HTTP_RETELL_SMTP_AUTH_PLAIN,
+    NGX_HTTP_RETELL_SMTP_AUTH_LOGIN,       /* 334 for the user name */
+    NGX_HTTP_RETELL_SMTP_AUTH_USER,        /* 334 for the password */
+    NGX_HTTP_RETELL_SMTP_AUTH_PASSWORD,
+    NGX_HTTP_RETELL_SMTP_MAIL,             /* the message's own steps on */
+    NGX_HTTP_RETELL_SMTP_RCPT,
+    NGX_HTTP_RETELL_SMTP_DATA,
+    NGX_HTTP_RETELL_SMTP_BODY,
+    NGX_HTTP_RETELL_SMTP_QUIT
 } ngx_http_retell_smtp_state_e;
 
 
 /* ngx_http_retell_smtp.c, for the dialog */
+void ngx_http_retell_smtp_state(ngx_http_retell_smtp_t *s, ngx_uint_t state);
 void ngx_http_retell_smtp_command(ngx_http_retell_smtp_t *s,
     ngx_uint_t state, const char *fmt, ...);
 void ngx_http_retell_smtp_flush(ngx_http_retell_smtp_t *s);

@@ -61,6 +61,56 @@ typedef enum {
 } ngx_http_retell_apply_param_e;
 
 
+/* the event's fields that are parameters as they are: text, or a flag */
+
+typedef struct {
+    ngx_http_retell_apply_param_e   param;
+    size_t                          offset;     /* in the event */
+    unsigned                        flag:1;     /* an int: 1, 0 or ABSENT */
+} ngx_http_retell_event_param_t;
+
+
+#define ngx_http_retell_param_text(param, field)                             \
+    { param, offsetof(ngx_http_retell_event_t, field), 0 }
+#define ngx_http_retell_param_flag(param, field)                             \
+    { param, offsetof(ngx_http_retell_event_t, field), 1 }
+
+static const ngx_http_retell_event_param_t  ngx_http_retell_event_params[] = {
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_EVENT, event),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_CALL_ID, call_id),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_AGENT_ID, agent_id),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_FROM_NUMBER, from_number),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_TO_NUMBER, to_number),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_CALL_STATUS, call_status),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_DISCONNECTION_REASON,
+                               disconnection_reason),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_TRANSCRIPT, transcript),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_RECORDING_URL,
+                               recording_url),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_TRANSFER_DESTINATION,
+                               transfer_destination),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_CALL_SUMMARY, call_summary),
+    ngx_http_retell_param_flag(NGX_HTTP_RETELL_P_CALL_SUCCESSFUL,
+                               call_successful),
+    ngx_http_retell_param_flag(NGX_HTTP_RETELL_P_IN_VOICEMAIL, in_voicemail),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_USER_SENTIMENT,
+                               user_sentiment),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_CUSTOM_ANALYSIS_DATA,
+                               custom_analysis_data),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_COLLECTED,
+                               collected_dynamic_variables),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_LLM_VARIABLES,
+                               retell_llm_dynamic_variables),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_METADATA, metadata),
+    ngx_http_retell_param_flag(NGX_HTTP_RETELL_P_ACTION_ANALYSIS,
+                               action_required_analysis),
+    ngx_http_retell_param_flag(NGX_HTTP_RETELL_P_ACTION_COLLECTED,
+                               action_required_collected),
+    ngx_http_retell_param_text(NGX_HTTP_RETELL_P_DATA_STORAGE_SETTING,
+                               data_storage_setting)
+};
+
+
 /* its result columns, in the order of the SELECT below (its OUT names) */
 
 typedef enum {
@@ -101,6 +151,8 @@ static char *ngx_http_retell_int_param(ngx_pool_t *pool,
     ngx_http_retell_int_t *n);
 static ngx_uint_t ngx_http_retell_call_outbound(ngx_http_request_t *r,
     ngx_http_retell_loc_conf_t *rlcf, ngx_http_retell_event_t *ev);
+static const char *ngx_http_retell_text(ngx_http_retell_str_t *s);
+static const char *ngx_http_retell_flag(int value);
 static const char *ngx_http_retell_column(PGresult *res,
     ngx_http_retell_apply_column_e column, const char *null);
 static char *ngx_http_retell_rules_param(ngx_pool_t *pool,
@@ -134,17 +186,18 @@ ngx_http_retell_store_init(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 {
-    u_char                       *company;
-    ngx_int_t                     rc;
-    ngx_uint_t                    outbound, call_outbound;
-    const char                  **v;
-    ngx_http_cleanup_t           *cln;
-    ngx_http_retell_str_t        *raw;
-    ngx_http_retell_event_t      *ev;
-    ngx_http_retell_phone_t      *phone;
-    ngx_http_retell_pg_op_t      *op;
-    ngx_http_retell_loc_conf_t   *rlcf;
-    ngx_http_retell_main_conf_t  *rmcf;
+    u_char                               *company, *field;
+    ngx_int_t                             rc;
+    ngx_uint_t                            outbound, call_outbound;
+    const char                          **v;
+    ngx_http_cleanup_t                   *cln;
+    ngx_http_retell_str_t                *raw;
+    ngx_http_retell_event_t              *ev;
+    ngx_http_retell_phone_t              *phone;
+    ngx_http_retell_pg_op_t              *op;
+    ngx_http_retell_loc_conf_t           *rlcf;
+    ngx_http_retell_main_conf_t          *rmcf;
+    const ngx_http_retell_event_param_t  *f;
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_retell_module);
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
@@ -181,12 +234,23 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-#define str(s)   ((s).len ? (const char *) (s).data : NULL)
-#define flag(b)  ((b) == NGX_HTTP_RETELL_ABSENT ? NULL : (b) ? "t" : "f")
+    /* the event's own fields, then what the module makes of them */
+
+    for (f = ngx_http_retell_event_params;
+         f < ngx_http_retell_event_params
+             + sizeof(ngx_http_retell_event_params)
+               / sizeof(ngx_http_retell_event_param_t);
+         f++)
+    {
+        field = (u_char *) ev + f->offset;
+
+        v[f->param] = f->flag
+                      ? ngx_http_retell_flag(*(int *) field)
+                      : ngx_http_retell_text((ngx_http_retell_str_t *) field);
+    }
 
     v[NGX_HTTP_RETELL_P_ENDPOINT] = outbound ? "outbound" : "inbound";
-    v[NGX_HTTP_RETELL_P_EVENT] = str(ev->event);
-    v[NGX_HTTP_RETELL_P_CALL_ID] = str(ev->call_id);
+    v[NGX_HTTP_RETELL_P_DIRECTION] = call_outbound ? "outbound" : "inbound";
     v[NGX_HTTP_RETELL_P_PAYLOAD] = (const char *) ctx->body.data;
 
     if (rlcf->company) {
@@ -199,56 +263,30 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
         v[NGX_HTTP_RETELL_P_FALLBACK_COMPANY] = (const char *) company;
     }
 
-    v[NGX_HTTP_RETELL_P_AGENT_ID] = str(ev->agent_id);
-    v[NGX_HTTP_RETELL_P_FROM_NUMBER] = str(ev->from_number);
-    v[NGX_HTTP_RETELL_P_TO_NUMBER] = str(ev->to_number);
-    v[NGX_HTTP_RETELL_P_PHONE_RAW] = str(*raw);
+    v[NGX_HTTP_RETELL_P_PHONE_RAW] = ngx_http_retell_text(raw);
     v[NGX_HTTP_RETELL_P_PHONE_E164] = phone->e164[0] ? phone->e164 : NULL;
-    v[NGX_HTTP_RETELL_P_PHONE_DISPLAY] = phone->display[0] ? phone->display
-                                                           : str(*raw);
-    v[NGX_HTTP_RETELL_P_CALL_STATUS] = str(ev->call_status);
-    v[NGX_HTTP_RETELL_P_DISCONNECTION_REASON] =
-                                             str(ev->disconnection_reason);
+    v[NGX_HTTP_RETELL_P_PHONE_DISPLAY] = phone->display[0]
+                                         ? phone->display
+                                         : ngx_http_retell_text(raw);
+
     v[NGX_HTTP_RETELL_P_START_MS] =
                        ngx_http_retell_int_param(r->pool, &ev->start_timestamp);
     v[NGX_HTTP_RETELL_P_END_MS] =
                        ngx_http_retell_int_param(r->pool, &ev->end_timestamp);
     v[NGX_HTTP_RETELL_P_DURATION_MS] =
                        ngx_http_retell_int_param(r->pool, &ev->duration_ms);
-    v[NGX_HTTP_RETELL_P_TRANSCRIPT] = str(ev->transcript);
-    v[NGX_HTTP_RETELL_P_RECORDING_URL] = str(ev->recording_url);
-    v[NGX_HTTP_RETELL_P_TRANSFER_DESTINATION] =
-                                             str(ev->transfer_destination);
-    v[NGX_HTTP_RETELL_P_CALL_SUMMARY] = str(ev->call_summary);
-    v[NGX_HTTP_RETELL_P_CALL_SUCCESSFUL] = flag(ev->call_successful);
-    v[NGX_HTTP_RETELL_P_IN_VOICEMAIL] = flag(ev->in_voicemail);
-    v[NGX_HTTP_RETELL_P_USER_SENTIMENT] = str(ev->user_sentiment);
-    v[NGX_HTTP_RETELL_P_CUSTOM_ANALYSIS_DATA] =
-                                             str(ev->custom_analysis_data);
-    v[NGX_HTTP_RETELL_P_COLLECTED] = str(ev->collected_dynamic_variables);
-    v[NGX_HTTP_RETELL_P_LLM_VARIABLES] =
-                                     str(ev->retell_llm_dynamic_variables);
-    v[NGX_HTTP_RETELL_P_METADATA] = str(ev->metadata);
-    v[NGX_HTTP_RETELL_P_ACTION_ANALYSIS] =
-                                         flag(ev->action_required_analysis);
-    v[NGX_HTTP_RETELL_P_ACTION_COLLECTED] =
-                                         flag(ev->action_required_collected);
+
     v[NGX_HTTP_RETELL_P_QUALIFIED] = ev->custom_analysis_data.len
                                      ? (ev->qualified ? "t" : "f") : NULL;
     v[NGX_HTTP_RETELL_P_TRANSFERRED] = ev->transferred ? "t" : "f";
     v[NGX_HTTP_RETELL_P_ANALYZED] =
                 ev->type == NGX_HTTP_RETELL_EVENT_CALL_ANALYZED ? "t" : "f";
-    v[NGX_HTTP_RETELL_P_RULE_STATUS] = ngx_http_retell_rules[outbound][0];
-    v[NGX_HTTP_RETELL_P_RULE_EMAIL] = ngx_http_retell_rules[outbound][1];
-    v[NGX_HTTP_RETELL_P_DIRECTION] = call_outbound ? "outbound" : "inbound";
     v[NGX_HTTP_RETELL_P_TRANSFER_FAILED] = ev->transfer_failed ? "t" : "f";
     v[NGX_HTTP_RETELL_P_CALL_FAILED] =
                     (ev->call_failed && rlcf->failed_call_tickets) ? "t" : "f";
-    v[NGX_HTTP_RETELL_P_DATA_STORAGE_SETTING] =
-                                             str(ev->data_storage_setting);
 
-#undef str
-#undef flag
+    v[NGX_HTTP_RETELL_P_RULE_STATUS] = ngx_http_retell_rules[outbound][0];
+    v[NGX_HTTP_RETELL_P_RULE_EMAIL] = ngx_http_retell_rules[outbound][1];
 
     /* p_budget_ms and p_lock_wait_ms: set when the statement leaves */
     v[NGX_HTTP_RETELL_P_BUDGET_MS] = (const char *) ngx_pnalloc(r->pool,
@@ -592,4 +630,26 @@ ngx_http_retell_call_outbound(ngx_http_request_t *r,
     }
 
     return ev->direction.data[0] == 'o';
+}
+
+
+/* a parameter: NULL (SQL NULL) for an absent or empty string */
+
+static const char *
+ngx_http_retell_text(ngx_http_retell_str_t *s)
+{
+    return s->len ? (const char *) s->data : NULL;
+}
+
+
+/* a boolean parameter: "t", "f", or NULL when absent */
+
+static const char *
+ngx_http_retell_flag(int value)
+{
+    if (value == NGX_HTTP_RETELL_ABSENT) {
+        return NULL;
+    }
+
+    return value ? "t" : "f";
 }

@@ -13,6 +13,31 @@ sub R { Retell::sample(@_) }
 sub B { Retell::event_body(@_) }
 sub C { Retell::with_call_id(@_) }
 
+# A direct call of retell.apply_webhook() for call $call, facts as given
+# (action: 2 true, 1 false, 0 absent), with the rule tables in $o{rules};
+# with $o{wide} [transfer_failed, call_failed, data_storage_setting], the
+# 40 parameters of today, else the 36 of a module from before.  Returns
+# the ticket status and the email reason ('' for none).
+sub apply_direct {
+    my ($call, $n, %o) = @_;
+    my $body = qq{{"event":"call_analyzed","call":{"call_id":"$call","n":$n}}};
+    my @v = ('inbound', 'call_analyzed', $call, $body, 1, 'agent_8a1b2c3d4e5f60718293a4b5',
+             '+14155550101', '+14155550199', '+14155550101', '+14155550101', '(415) 555-0101',
+             'ended', undef, undef, undef, undef, undef, undef, undef, undef,
+             $o{ok} ? 't' : 'f', undef, undef,
+             $o{qualified} ? '{"lead_qualified":true}' : undef, undef, undef, undef,
+             $o{action} == 2 ? 't' : $o{action} == 1 ? 'f' : undef, undef, $o{qualified} ? 't' : undef,
+             $o{transferred} ? 't' : 'f', $o{analyzed} ? 't' : 'f',
+             @{ $o{rules} }, 5000, undef);
+    if (my $w = $o{wide}) {
+        push @v, 'inbound', $w->[0] ? 't' : 'f', $w->[1] ? 't' : 'f', $w->[2];
+    }
+    my $r = Retell::dbh()->selectrow_hashref(
+        'SELECT * FROM retell.apply_webhook(' . join(', ', ('?') x @v) . ')', undef, @v);
+    my $reason = db_value('SELECT reason FROM retell.email_outbox WHERE call_id = ?', $call);
+    return ($r->{ticket_status}, $reason // '');
+}
+
 my $preprocess = db_block_preprocessor();
 add_block_preprocessor(sub { $preprocess->(@_) });
 
@@ -467,19 +492,10 @@ for my $form (sort keys %form) {
         my ($transferred, $ar, $analyzed, $qualified, $ok) =
             (int($f / 24) % 2, int($f / 8) % 3, int($f / 4) % 2, int($f / 2) % 2, $f % 2);
         my $call = "compat-$form-$f";
-        my $body = qq{{"event":"call_analyzed","call":{"call_id":"$call","n":$f}}};
-        my @v = ('inbound', 'call_analyzed', $call, $body, 1, 'agent_8a1b2c3d4e5f60718293a4b5',
-                 '+14155550101', '+14155550199', '+14155550101', '+14155550101', '(415) 555-0101',
-                 'ended', undef, undef, undef, undef, undef, undef, undef, undef,
-                 $ok ? 't' : 'f', undef, undef,
-                 $qualified ? '{"lead_qualified":true}' : undef, undef, undef, undef,
-                 $ar == 2 ? 't' : $ar == 1 ? 'f' : undef, undef, $qualified ? 't' : undef,
-                 $transferred ? 't' : 'f', $analyzed ? 't' : 'f',
-                 @{ $form{$form} }, 5000, undef);
-        my $r = Retell::dbh()->selectrow_hashref(
-            'SELECT * FROM retell.apply_webhook(' . join(', ', ('?') x 36) . ')', undef, @v);
-        my $o = db_value('SELECT reason FROM retell.email_outbox WHERE call_id = ?', $call);
-        $got{$form}[$f] = [ $r->{ticket_status}, $o // '' ];
+        my ($status, $o) = ::apply_direct($call, $f, ok => $ok, qualified => $qualified, action => $ar,
+                                          transferred => $transferred, analyzed => $analyzed,
+                                          rules => $form{$form});
+        $got{$form}[$f] = [ $status, $o ];
     }
 }
 is_deeply($got{array}, $got{digits}, "$name: the same ticket and email for all 48 indexes");
@@ -747,23 +763,13 @@ my $bad = 0;
 for my $f (0 .. 191) {
     my ($cfail, $xfail, $transferred, $ar, $analyzed, $qualified, $ok) =
         (int($f / 96) % 2, int($f / 48) % 2, int($f / 24) % 2, int($f / 8) % 3, int($f / 4) % 2, int($f / 2) % 2, $f % 2);
-    my $call = "wide-$f";
-    my $body = qq{{"event":"call_analyzed","call":{"call_id":"$call","n":$f}}};
-    my @v = ('inbound', 'call_analyzed', $call, $body, 1, 'agent_8a1b2c3d4e5f60718293a4b5',
-             '+14155550101', '+14155550199', '+14155550101', '+14155550101', '(415) 555-0101',
-             'ended', undef, undef, undef, undef, undef, undef, undef, undef,
-             $ok ? 't' : 'f', undef, undef,
-             $qualified ? '{"lead_qualified":true}' : undef, undef, undef, undef,
-             $ar == 2 ? 't' : $ar == 1 ? 'f' : undef, undef, $qualified ? 't' : undef,
-             $transferred ? 't' : 'f', $analyzed ? 't' : 'f',
-             $digits_status, $digits_email, 5000, undef, 'inbound',
-             $xfail ? 't' : 'f', $cfail ? 't' : 'f', 'everything');
-    my $r = Retell::dbh()->selectrow_hashref(
-        'SELECT * FROM retell.apply_webhook(' . join(', ', ('?') x 40) . ')', undef, @v);
-    my $o = db_value('SELECT reason FROM retell.email_outbox WHERE call_id = ?', $call) // '';
+    my ($got, $o) = ::apply_direct("wide-$f", $f, ok => $ok, qualified => $qualified, action => $ar,
+                                   transferred => $transferred, analyzed => $analyzed,
+                                   rules => [ $digits_status, $digits_email ],
+                                   wide => [ $xfail, $cfail, 'everything' ]);
     my @want = ($status[$f % 5], $reason[int($f / 5) % 5]);
-    $bad++, diag("$name: index $f: got $r->{ticket_status}/$o, want @want")
-        unless $r->{ticket_status} eq $want[0] && $o eq $want[1];
+    $bad++, diag("$name: index $f: got $got/$o, want @want")
+        unless $got eq $want[0] && $o eq $want[1];
 }
 is($bad, 0, "$name: every one of the 192 combinations read at its own index");
 is(db_value(q{SELECT count(*) FROM retell.calls WHERE call_id LIKE 'wide-%' AND data_storage_setting = 'everything'}), 192,

@@ -400,3 +400,43 @@ like($by{call_old} // '', qr/rec-1\.wav\nThe link may have expired/, "$name: two
 unlike($by{call_fresh} // '', qr/keeps no recording|may have expired/, "$name: a minute on: nothing to say");
 is(db_value(q{SELECT data_storage_setting FROM retell.calls WHERE call_id = 'call_optout'}), 'basic_attributes_only',
    "$name: the storage setting stored with the call");
+
+
+
+=== TEST 17: every state says itself under "error_log debug": a delivery's PostgreSQL connection, the email's outbox job and SMTP session, in order (issue 19)
+--- deliveries eval
+[ [ '/in', ::R('inbound-call_analyzed-action_required') ] ]
+--- error_code: 200
+--- db_check
+ok(wait_for(sub { (db_value(q{SELECT status FROM retell.email_outbox}) // '') eq 'sent' }, 10), "$name: the email sent");
+ok(wait_for(sub { Retell::block_log() =~ /retell outbox: waiting for the next outbox sweep, row 1/ }, 5), "$name: the job ended");
+my $log = Retell::block_log();
+sub in_order {
+    my ($what, @re) = @_;
+    my $pos = 0;
+    for my $re (@re) {
+        pos($log) = $pos;
+        unless ($log =~ /$re/g) { Test::More::fail("$::name: $what: no '$re' after the ones before"); return }
+        $pos = pos($log);
+    }
+    Test::More::pass("$::name: $what, in order");
+}
+in_order('the delivery\'s connection',
+         qr/retell postgres: connecting to PostgreSQL, "127\.0\.0\.1:\d+"/,
+         qr/retell postgres: keeping an idle PostgreSQL connection/,
+         qr/retell postgres: sending a command to PostgreSQL/,
+         qr/retell postgres: reading PostgreSQL's answer/,
+         qr/retell postgres: keeping an idle PostgreSQL connection/);
+in_order('the outbox job',
+         qr/retell outbox: claiming an outbox row, row -/,
+         qr/retell outbox: sending an outbox email, row 1\b/,
+         qr/retell outbox: recording an outbox email's outcome, row 1\b/,
+         qr/retell outbox: waiting for the next outbox sweep, row 1\b/);
+in_order('the SMTP session',
+         qr/retell smtp: waiting for the SMTP server's greeting \(127\.0\.0\.1:\d+\)/,
+         qr/retell smtp: sending EHLO to the SMTP server/,
+         qr/retell smtp: sending MAIL FROM/,
+         qr/retell smtp: sending RCPT TO/,
+         qr/retell smtp: sending DATA/,
+         qr/retell smtp: sending the message/,
+         qr/retell smtp: sending QUIT/);

@@ -481,7 +481,7 @@ typedef struct {
 } fact_walk_t;
 
 
-/* "true"/"false" in any case, trimmed: SPEC section 5's rule, again */
+/* "true"/"false" in any case, trimmed: docs/data-and-rules.md's rule, again */
 
 static int
 boolean_text(const u_char *s, size_t len, int *value)

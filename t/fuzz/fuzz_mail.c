@@ -18,7 +18,7 @@
  *     characters when the text is UTF-8; no plain word holding "=?";
  *   - the body valid quoted-printable, lines within 76, printable only,
  *     no trailing whitespace, decoding to the text;
- *   - the subject what SPEC section 7 makes of the fields; the text
+ *   - the subject what docs/email.md makes of the fields; the text
  *     without NUL or CR;
  *   - business data is never shown from a tree nested deeper than
  *     NGX_HTTP_RETELL_MAX_DEPTH, comments or not (D1: the recursive
@@ -125,7 +125,7 @@ cat(u_char *p, const void *s, size_t len)
 }
 
 
-/* SPEC section 7's subject, written again */
+/* docs/email.md's subject, written again */
 
 static char *
 expected_subject(const ngx_http_retell_mail_t *m)
@@ -1026,7 +1026,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     subj = expected_subject(&m);
     FZ_CHECK(strlen(subj) == subject.len
              && memcmp(subj, subject.data, subject.len) == 0,
-             "subject \"%s\", SPEC section 7 gives \"%s\"",
+             "subject \"%s\", docs/email.md gives \"%s\"",
              fz_show(subject.data, subject.len),
              fz_show((u_char *) subj, strlen(subj)));
     free(subj);

@@ -7,7 +7,7 @@
  *   - every field written, unusable means all empty and 0;
  *   - a usable number is "+" and 8 to 15 digits starting with its country
  *     code, a NANP one a valid NANP number, and its display form the one
- *     SPEC section 6 gives;
+ *     docs/data-and-rules.md gives;
  *   - the E.164 form is a fixed point, whatever the default country, and
  *     the display form reads back to it;
  *   - one number, one E.164 form: a national number gives what its

@@ -1,6 +1,6 @@
 
 /*
- * The notification email of SPEC section 7: the message is taken apart
+ * The notification email of docs/email.md: the message is taken apart
  * again here, with a quoted-printable and an RFC 2047 decoder of its own,
  * and checked line by line.
  *

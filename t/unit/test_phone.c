@@ -1,6 +1,6 @@
 
 /*
- * Phone number normalisation of SPEC section 6, case by case.
+ * Phone number normalisation of docs/data-and-rules.md, case by case.
  *
  * Every input is copied into a heap buffer of exactly its length, with no
  * terminating NUL, so that valgrind sees any read past the end.

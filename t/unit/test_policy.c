@@ -1,6 +1,6 @@
 
 /*
- * The ticket rules of SPEC section 5, rule by rule, both directions.
+ * The ticket rules of docs/data-and-rules.md, rule by rule, both directions.
  */
 
 

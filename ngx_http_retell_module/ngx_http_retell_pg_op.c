@@ -1,0 +1,234 @@
+
+/*
+ * The pool's ops: what ngx_http_retell_pg.h promises its callers.  An op
+ * waits in the queue with its own timer, runs on a connection, and its
+ * handler is called once, from a posted event or its timer.
+ *
+ * Completions are always posted events: an op's handler may finalize a
+ * request and free the memory its caller still runs in, so it never runs
+ * inside ngx_http_retell_pg_run() or anything run() calls.
+ */
+
+
+#include "ngx_http_retell_pg_conn.h"
+
+
+static void ngx_http_retell_pg_op_done(ngx_event_t *ev);
+static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
+
+
+ngx_int_t
+ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op)
+{
+    if (pool->closed) {
+        return NGX_DECLINED;
+    }
+
+    if (pool->nwaiting >= pool->max_waiting) {
+        return NGX_BUSY;
+    }
+
+    op->pool = pool;
+    op->alone = 0;
+
+    ngx_http_retell_pg_arm(op);
+
+    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    op->waiting = 1;
+    pool->nwaiting++;
+
+    /*
+     * sent once this cycle of the event loop has read what arrived with
+     * it: the deliveries read together share a statement and a commit
+     * (a batch), where sending the first at once would leave the others
+     * to wait for its answer
+     */
+
+    if (!pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
+
+    if (ngx_queue_empty(&pool->idle)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->log, 0,
+                       "retell postgres: waiting for a connection, %ui "
+                       "waiting", pool->nwaiting);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the pool's own command, ahead of the deliveries */
+
+void
+ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_op_t *op)
+{
+    op->pool = pool;
+    op->alone = 0;
+
+    ngx_http_retell_pg_arm(op);
+
+    ngx_queue_insert_head(&pool->waiting, &op->queue);
+    op->waiting = 1;
+    pool->nwaiting++;
+
+    if (!pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
+}
+
+
+/* its timer and its completion event; the op is on its way to a connection */
+
+void
+ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op)
+{
+    op->conn = NULL;
+    op->batch = NULL;
+    op->res = NULL;
+    op->error = NULL;
+    op->retried = 0;
+
+    op->timer.handler = ngx_http_retell_pg_op_timeout;
+    op->timer.data = op;
+    op->timer.log = op->log;
+    ngx_add_timer(&op->timer, op->timeout);
+
+    op->done.handler = ngx_http_retell_pg_op_done;
+    op->done.data = op;
+    op->done.log = op->log;
+}
+
+
+void
+ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op)
+{
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->done.posted) {
+        ngx_delete_posted_event(&op->done);
+    }
+
+    if (op->res) {
+        PQclear(op->res);
+        op->res = NULL;
+    }
+
+    if (op->waiting) {
+        ngx_queue_remove(&op->queue);
+        op->waiting = 0;
+        op->pool->nwaiting--;
+        return;
+    }
+
+    if (op->batch) {
+        /* the batch goes on without it, or is cancelled with its last */
+        ngx_http_retell_pg_batch_leave(op);
+        return;
+    }
+
+    if (op->conn) {
+        /* the command goes on without it: see conn_detach() */
+        ngx_http_retell_pg_detach(op->conn);
+    }
+}
+
+
+ngx_msec_t
+ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op)
+{
+    ngx_msec_int_t  left;
+
+    if (!op->timer.timer_set) {
+        return 0;
+    }
+
+    left = (ngx_msec_int_t) (op->timer.timer.key - ngx_current_msec);
+
+    return left > 0 ? (ngx_msec_t) left : 0;
+}
+
+
+/* the op's handler runs from a posted event, see the top of the file */
+
+void
+ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
+    const char *error)
+{
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    op->conn = NULL;
+    op->res = res;
+    op->error = NULL;
+
+    if (error) {
+        ngx_cpystrn(op->error_text, (u_char *) error,
+                    NGX_HTTP_RETELL_PG_ERROR_LEN);
+        op->error = (const char *) op->error_text;
+    }
+
+    ngx_post_event(&op->done, &ngx_posted_events);
+}
+
+
+/*
+ * back at the head of the queue: an op that is safe to send again whose
+ * connection broke, or a member of a batch that failed
+ */
+
+void
+ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
+{
+    ngx_http_retell_pg_pool_t  *pool;
+
+    pool = op->pool;
+
+    op->conn = NULL;
+
+    ngx_queue_insert_head(&pool->waiting, &op->queue);
+    op->waiting = 1;
+    pool->nwaiting++;
+}
+
+
+static void
+ngx_http_retell_pg_op_done(ngx_event_t *ev)
+{
+    PGresult                 *res;
+    ngx_http_retell_pg_op_t  *op;
+
+    op = ev->data;
+
+    /* the handler may free the op, and may reuse it for a new command */
+
+    res = op->res;
+    op->res = NULL;
+
+    op->handler(op, res, op->error);
+
+    if (res) {
+        PQclear(res);
+    }
+}
+
+
+static void
+ngx_http_retell_pg_op_timeout(ngx_event_t *ev)
+{
+    const char               *error;
+    ngx_http_retell_pg_op_t  *op;
+
+    op = ev->data;
+
+    error = (op->waiting && op->pool->down) ? "unreachable" : "timed out";
+
+    ngx_http_retell_pg_cancel(op);
+
+    op->handler(op, NULL, error);
+}
