@@ -173,6 +173,22 @@ CREATE TABLE IF NOT EXISTS retell.webhook_events (
     applied_at      timestamptz NULL
 );
 
+-- retention (sql/004_retention.sql): a payload past its age becomes a
+-- tombstone, pruned_at set and the payload dropped; only when missing
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = 'retell'
+                      AND table_name = 'webhook_events'
+                      AND column_name = 'pruned_at')
+    THEN
+        ALTER TABLE retell.webhook_events
+            ADD COLUMN IF NOT EXISTS pruned_at timestamptz NULL,
+            ALTER COLUMN payload DROP NOT NULL;
+    END IF;
+END;
+$$;
+
 -- Only what the module's statements and guarantees use: the primary key,
 -- the digest (idempotency) and the unrouted rows (replay).  An index on
 -- call_id served no statement and cost every delivery an insert into a

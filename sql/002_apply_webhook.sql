@@ -138,7 +138,10 @@ BEGIN
             v_company, CASE WHEN v_company IS NOT NULL THEN now() END)
     ON CONFLICT (payload_sha256) DO UPDATE
        SET company_id = EXCLUDED.company_id,
-           applied_at = EXCLUDED.applied_at
+           applied_at = EXCLUDED.applied_at,
+           -- a tombstone (sql/004) gets its body back when it is applied
+           payload = COALESCE(w.payload, EXCLUDED.payload),
+           pruned_at = NULL
      WHERE w.applied_at IS NULL AND EXCLUDED.company_id IS NOT NULL
     RETURNING w.id INTO v_event_id;
 
