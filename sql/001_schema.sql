@@ -189,6 +189,21 @@ BEGIN
 END;
 $$;
 
+-- replay (tools/retell-replay): a stored unrouted row sent again once its
+-- agent was mapped; only when missing
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_schema = 'retell'
+                      AND table_name = 'webhook_events'
+                      AND column_name = 'replayed_at')
+    THEN
+        ALTER TABLE retell.webhook_events
+            ADD COLUMN IF NOT EXISTS replayed_at timestamptz NULL;
+    END IF;
+END;
+$$;
+
 -- Only what the module's statements and guarantees use: the primary key,
 -- the digest (idempotency) and the unrouted rows (replay).  An index on
 -- call_id served no statement and cost every delivery an insert into a
