@@ -22,6 +22,8 @@ static const char *ngx_http_retell_verify(ngx_http_request_t *r,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *body);
 static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_table_elt_t *after);
+static ngx_uint_t ngx_http_retell_error_page(ngx_http_request_t *r,
+    ngx_uint_t status);
 
 
 static ngx_str_t  ngx_http_retell_signature_header =
@@ -31,9 +33,23 @@ static ngx_str_t  ngx_http_retell_signature_header =
 ngx_int_t
 ngx_http_retell_handler(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
-    ngx_table_elt_t        *allow;
-    ngx_http_retell_ctx_t  *ctx;
+    ngx_int_t                    rc;
+    ngx_table_elt_t             *allow;
+    ngx_http_retell_ctx_t       *ctx;
+    ngx_http_retell_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
+
+    ctx = ngx_http_retell_ctx_create(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* with "auto", the call's direction decides: see the store */
+
+    if (rlcf->webhook != NGX_HTTP_RETELL_AUTO) {
+        ctx->endpoint = rlcf->webhook;
+    }
 
     if (!(r->method & NGX_HTTP_POST)) {
 
@@ -57,20 +73,11 @@ ngx_http_retell_handler(ngx_http_request_t *r)
                                           "only POST is accepted");
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_retell_module);
-
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_retell_ctx_t));
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_retell_module);
-    }
-
     rc = ngx_http_read_client_request_body(r, ngx_http_retell_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        /* a body too large, a broken chunked one */
+        ctx->status = rc;
         return rc;
     }
 
@@ -91,6 +98,10 @@ ngx_http_retell_body_handler(ngx_http_request_t *r)
     if (rc == NGX_DONE) {
         /* the store finalizes the request when the database answers */
         return;
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && ctx->status == 0) {
+        ctx->status = rc;
     }
 
     ngx_http_finalize_request(r, rc);
@@ -123,6 +134,9 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
         return ngx_http_retell_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                           "invalid_signature", reason);
     }
+
+    /* the body is Retell's: its call id and event may be logged */
+    ctx->verified = 1;
 
     ev = &ctx->event;
 
@@ -180,6 +194,8 @@ ngx_http_retell_acknowledge(ngx_http_request_t *r, const char *event,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "retell call \"%s\": event \"%s\" not applied",
                    call_id ? call_id : "-", event);
+
+    ngx_http_retell_get_ctx(r)->status = NGX_HTTP_NO_CONTENT;
 
     r->headers_out.status = NGX_HTTP_NO_CONTENT;
     r->headers_out.content_length_n = 0;
@@ -372,9 +388,15 @@ ngx_int_t
 ngx_http_retell_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len)
 {
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t             out;
+    ngx_http_retell_ctx_t  *ctx;
+
+    ctx = ngx_http_retell_get_ctx(r);
+    if (ctx) {
+        ctx->status = status;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len + 1;    /* and a line end */
@@ -412,6 +434,12 @@ ngx_http_retell_send_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char  *json, *p;
     size_t   code_len, message_len, len;
 
+    if (ngx_http_retell_error_page(r, status)) {
+        /* the operator's own page for this answer, as for nginx's */
+        ngx_http_retell_get_ctx(r)->status = status;
+        return status;
+    }
+
     code_len = ngx_strlen(code);
     message_len = ngx_strlen(message);
 
@@ -429,4 +457,33 @@ ngx_http_retell_send_error(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_cpymem(p, "\"}", 2);
 
     return ngx_http_retell_send_json(r, status, json, p - json);
+}
+
+
+/* an error_page the location has for this status, once per request */
+
+static ngx_uint_t
+ngx_http_retell_error_page(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_uint_t                 i;
+    ngx_http_err_page_t       *err_page;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->error_pages == NULL || r->error_page
+        || ngx_http_retell_get_ctx(r) == NULL)
+    {
+        return 0;
+    }
+
+    err_page = clcf->error_pages->elts;
+
+    for (i = 0; i < clcf->error_pages->nelts; i++) {
+        if ((ngx_uint_t) err_page[i].status == status) {
+            return 1;
+        }
+    }
+
+    return 0;
 }

@@ -232,7 +232,7 @@ static ngx_command_t  ngx_http_retell_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_retell_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_retell_add_variables,         /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_http_retell_create_main_conf,      /* create main configuration */

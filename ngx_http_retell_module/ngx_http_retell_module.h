@@ -66,11 +66,28 @@ typedef struct {
     ngx_http_retell_event_t     event;
     ngx_http_retell_phone_t     phone;           /* the customer's */
     ngx_http_retell_pg_op_t     op;
+
+    /* what the variables say (ngx_http_retell_variables.c) */
+    ngx_uint_t                  status;          /* the module's answer */
+    ngx_uint_t                  endpoint;        /* the rules: INBOUND, ... */
+    ngx_str_t                   ticket_id;
+    ngx_str_t                   ticket_status;
+    ngx_str_t                   email;
+
     unsigned                    running:1;       /* op is in the pool */
+    unsigned                    verified:1;      /* the signature passed */
+    unsigned                    answered:1;      /* by the database */
+    unsigned                    duplicate:1;
 } ngx_http_retell_ctx_t;
 
 
 ngx_int_t ngx_http_retell_handler(ngx_http_request_t *r);
+
+/* ngx_http_retell_variables.c */
+ngx_int_t ngx_http_retell_add_variables(ngx_conf_t *cf);
+ngx_http_retell_ctx_t *ngx_http_retell_ctx_create(ngx_http_request_t *r);
+ngx_http_retell_ctx_t *ngx_http_retell_get_ctx(ngx_http_request_t *r);
+
 void *ngx_http_retell_palloc(void *pool, size_t size);
 /* ngx_http_retell_module.c: a key or a password from a file, trimmed */
 char *ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,

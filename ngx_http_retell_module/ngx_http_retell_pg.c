@@ -192,6 +192,9 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
             conn->large = 1;
         }
 
+        /* a batch's members are timed as it formed */
+        ngx_http_retell_pg_attempt_start(op, 1);
+
         ngx_http_retell_pg_conn_send(conn, op);
     }
 

@@ -19,6 +19,7 @@
 
 
 #define NGX_HTTP_RETELL_PG_ERROR_LEN  256
+#define NGX_HTTP_RETELL_PG_ATTEMPTS   4     /* timed, at most */
 
 
 typedef struct ngx_http_retell_pg_pool_s  ngx_http_retell_pg_pool_t;
@@ -48,6 +49,12 @@ struct ngx_http_retell_pg_op_s {
 
     ngx_msec_t                      timeout;    /* from run() to result */
     size_t                          size;       /* its parameters, about */
+
+    /* each attempt's time in the database, for $retell_db_time */
+    ngx_msec_t                      attempt_start;  /* 0: none running */
+    ngx_msec_t                      attempt[NGX_HTTP_RETELL_PG_ATTEMPTS];
+    ngx_uint_t                      attempts;
+    ngx_uint_t                      batch_size;     /* its last attempt's */
     ngx_event_t                     timer;
 
     ngx_event_t                     done;       /* posted: calls handler */

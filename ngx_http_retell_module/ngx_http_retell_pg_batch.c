@@ -132,6 +132,7 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
 
     for (k = 0; k < b->n; k++) {
         b->member[k]->batch = b;
+        ngx_http_retell_pg_attempt_start(b->member[k], b->n);
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,

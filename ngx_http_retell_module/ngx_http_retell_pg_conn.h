@@ -148,6 +148,9 @@ void ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_arm(ngx_http_retell_pg_op_t *op);
 void ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op);
+void ngx_http_retell_pg_attempt_start(ngx_http_retell_pg_op_t *op,
+    ngx_uint_t batch_size);
+void ngx_http_retell_pg_attempt_end(ngx_http_retell_pg_op_t *op);
 
 /* === in ngx_http_retell_pg_breaker.c, for the pool === */
 void ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool,

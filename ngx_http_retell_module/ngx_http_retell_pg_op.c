@@ -31,6 +31,8 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
     op->pool = pool;
     op->alone = 0;
+    op->attempts = 0;
+    op->attempt_start = 0;
 
     ngx_http_retell_pg_arm(op);
 
@@ -159,6 +161,8 @@ void
 ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
+    ngx_http_retell_pg_attempt_end(op);
+
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
     }
@@ -185,6 +189,8 @@ ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
 void
 ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
 {
+    ngx_http_retell_pg_attempt_end(op);
+
     ngx_http_retell_pg_pool_t  *pool;
 
     pool = op->pool;
@@ -228,7 +234,38 @@ ngx_http_retell_pg_op_timeout(ngx_event_t *ev)
 
     error = (op->waiting && op->pool->down) ? "unreachable" : "timed out";
 
+    ngx_http_retell_pg_attempt_end(op);
+
     ngx_http_retell_pg_cancel(op);
 
     op->handler(op, NULL, error);
+}
+
+
+/* an attempt goes out: the op alone, or as one of batch_size members */
+
+void
+ngx_http_retell_pg_attempt_start(ngx_http_retell_pg_op_t *op,
+    ngx_uint_t batch_size)
+{
+    op->attempt_start = ngx_current_msec;
+    op->batch_size = batch_size;
+}
+
+
+/* answered, lost, or given up: its time, if one was running */
+
+void
+ngx_http_retell_pg_attempt_end(ngx_http_retell_pg_op_t *op)
+{
+    if (op->attempt_start == 0) {
+        return;
+    }
+
+    if (op->attempts < NGX_HTTP_RETELL_PG_ATTEMPTS) {
+        op->attempt[op->attempts] = ngx_current_msec - op->attempt_start;
+    }
+
+    op->attempts++;
+    op->attempt_start = 0;
 }

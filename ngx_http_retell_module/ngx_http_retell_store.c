@@ -152,6 +152,8 @@ static char *ngx_http_retell_int_param(ngx_pool_t *pool,
 static ngx_uint_t ngx_http_retell_call_outbound(ngx_http_request_t *r,
     ngx_http_retell_loc_conf_t *rlcf, ngx_http_retell_event_t *ev);
 static const char *ngx_http_retell_text(ngx_http_retell_str_t *s);
+static ngx_int_t ngx_http_retell_copy_str(ngx_pool_t *pool, ngx_str_t *to,
+    const char *from, ngx_uint_t known);
 static const char *ngx_http_retell_flag(int value);
 static const char *ngx_http_retell_column(PGresult *res,
     ngx_http_retell_apply_column_e column, const char *null);
@@ -216,6 +218,9 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     outbound = (rlcf->webhook == NGX_HTTP_RETELL_AUTO)
                ? call_outbound
                : (rlcf->webhook == NGX_HTTP_RETELL_OUTBOUND);
+
+    ctx->endpoint = outbound ? NGX_HTTP_RETELL_OUTBOUND
+                             : NGX_HTTP_RETELL_INBOUND;
 
     raw = call_outbound ? &ev->to_number : &ev->from_number;
     phone = &ctx->phone;
@@ -412,6 +417,23 @@ ngx_http_retell_store_answer(ngx_http_request_t *r,
     invalid = ngx_http_retell_column(res,
                                      NGX_HTTP_RETELL_R_INVALID_RECIPIENTS,
                                      "{}");
+
+    /* for the variables: copies, the result goes when the handler ends */
+
+    ctx->answered = 1;
+    ctx->duplicate = duplicate;
+
+    if (ngx_http_retell_copy_str(r->pool, &ctx->ticket_id, ticket_id,
+                                 ngx_strcmp(ticket_id, "null") != 0)
+        != NGX_OK
+        || ngx_http_retell_copy_str(r->pool, &ctx->ticket_status, status,
+                                    status != NULL)
+           != NGX_OK
+        || ngx_http_retell_copy_str(r->pool, &ctx->email, email, 1)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_http_retell_column(res, NGX_HTTP_RETELL_R_EMAIL_QUEUED,
                                "f")[0] == 't')
@@ -652,4 +674,28 @@ ngx_http_retell_flag(int value)
     }
 
     return value ? "t" : "f";
+}
+
+
+/* from a result column that goes with the result; not known: empty */
+
+static ngx_int_t
+ngx_http_retell_copy_str(ngx_pool_t *pool, ngx_str_t *to, const char *from,
+    ngx_uint_t known)
+{
+    if (!known || from == NULL) {
+        ngx_str_null(to);
+        return NGX_OK;
+    }
+
+    to->len = ngx_strlen(from);
+
+    to->data = ngx_pnalloc(pool, to->len);
+    if (to->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(to->data, from, to->len);
+
+    return NGX_OK;
 }
