@@ -5,6 +5,7 @@
 
 
 #include "ngx_http_retell_module.h"
+#include "ngx_http_retell_metrics.h"
 
 
 
@@ -64,6 +65,20 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       ngx_http_retell_webhook,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("retell_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_retell_metrics,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("retell_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_retell_main_conf_t, metrics_zone),
       NULL },
 
     { ngx_string("retell_webhook_secret"),
@@ -233,7 +248,7 @@ static ngx_command_t  ngx_http_retell_commands[] = {
 
 static ngx_http_module_t  ngx_http_retell_module_ctx = {
     ngx_http_retell_add_variables,         /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_retell_metrics_init,          /* postconfiguration */
 
     ngx_http_retell_create_main_conf,      /* create main configuration */
     ngx_http_retell_init_main_conf,        /* init main configuration */
@@ -292,6 +307,7 @@ ngx_http_retell_create_main_conf(ngx_conf_t *cf)
     rmcf->smtp.timeout = NGX_CONF_UNSET_MSEC;
     rmcf->smtp_max_attempts = NGX_CONF_UNSET_UINT;
     rmcf->smtp_backoff = NGX_CONF_UNSET_MSEC;
+    rmcf->metrics_zone = NGX_CONF_UNSET_SIZE;
 
     return rmcf;
 }
@@ -301,6 +317,10 @@ static char *
 ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
+
+    if (ngx_http_retell_metrics_zone(cf, rmcf->metrics_zone) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     ngx_conf_init_uint_value(rmcf->pool_size, 8);
     ngx_conf_init_uint_value(rmcf->batch, 8);

@@ -44,6 +44,7 @@ typedef struct {
     ngx_str_t                   ticket_url;
     ngx_uint_t                  smtp_max_attempts;
     ngx_msec_t                  smtp_backoff;
+    size_t                      metrics_zone;    /* retell_metrics_zone */
     ngx_str_t                   smtp_trusted_certificate;
 
     ngx_http_retell_pg_pool_t  *pool;            /* this worker's */
@@ -84,6 +85,25 @@ typedef struct {
 ngx_int_t ngx_http_retell_handler(ngx_http_request_t *r);
 
 /* ngx_http_retell_variables.c */
+typedef enum {
+    NGX_HTTP_RETELL_OUTCOME_APPLIED = 0,
+    NGX_HTTP_RETELL_OUTCOME_DUPLICATE,
+    NGX_HTTP_RETELL_OUTCOME_UNROUTED,
+    NGX_HTTP_RETELL_OUTCOME_IGNORED,
+    NGX_HTTP_RETELL_OUTCOME_BAD_SIGNATURE,
+    NGX_HTTP_RETELL_OUTCOME_BAD_REQUEST,
+    NGX_HTTP_RETELL_OUTCOME_TOO_LARGE,
+    NGX_HTTP_RETELL_OUTCOME_UNAVAILABLE,
+    NGX_HTTP_RETELL_OUTCOME_ERROR,
+    NGX_HTTP_RETELL_OUTCOMES
+} ngx_http_retell_outcome_e;
+
+extern ngx_str_t  ngx_http_retell_outcomes[];
+
+ngx_int_t ngx_http_retell_outcome(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
+ngx_uint_t ngx_http_retell_endpoint(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
 ngx_int_t ngx_http_retell_add_variables(ngx_conf_t *cf);
 ngx_http_retell_ctx_t *ngx_http_retell_ctx_create(ngx_http_request_t *r);
 ngx_http_retell_ctx_t *ngx_http_retell_get_ctx(ngx_http_request_t *r);

@@ -282,6 +282,7 @@ ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob)
     }
 
     ngx_http_retell_outbox_stage(ob, "claiming an outbox row");
+    ngx_http_retell_metrics_outbox_poll();
 
     ob->pool = ngx_create_pool(4096, ob->log);
     if (ob->pool == NULL) {
@@ -411,6 +412,7 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
 
     ngx_http_retell_outbox_stage(ob, "sending an outbox email");
 
+    ob->session_start = ngx_current_msec;
     ngx_http_retell_smtp_send(s);
 }
 
@@ -427,6 +429,13 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
     ob->result = s->result;
     ob->error = s->error;
     ob->rejected = s->rejected;
+
+    ngx_http_retell_metrics_smtp_session(ngx_current_msec - ob->session_start);
+    ngx_http_retell_metrics_email(
+        s->result == NGX_HTTP_RETELL_SMTP_SENT && s->nretry == 0
+        ? NGX_HTTP_RETELL_EMAIL_SENT
+        : s->result == NGX_HTTP_RETELL_SMTP_PERMANENT
+          ? NGX_HTTP_RETELL_EMAIL_FAILED : NGX_HTTP_RETELL_EMAIL_DEFERRED);
 
     switch (s->result) {
 

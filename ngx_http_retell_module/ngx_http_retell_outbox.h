@@ -11,6 +11,7 @@
 
 
 #include "ngx_http_retell_module.h"
+#include "ngx_http_retell_metrics.h"
 
 
 /* the claim's columns, in the order of its SELECT (outbox.c) */
@@ -46,6 +47,7 @@ typedef struct {
     ngx_http_retell_main_conf_t  *rmcf;
     ngx_log_t                    *log;
     ngx_log_t                     job_log;  /* its action: the job's stage */
+    ngx_msec_t                    session_start;
 
     ngx_event_t                   sweep;
     ngx_event_t                   retry_record;

@@ -195,6 +195,11 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
         /* a batch's members are timed as it formed */
         ngx_http_retell_pg_attempt_start(op, 1);
 
+        if (op->batchable) {
+            /* a delivery alone; a batch counts itself as it forms */
+            ngx_http_retell_metrics_batch(1);
+        }
+
         ngx_http_retell_pg_conn_send(conn, op);
     }
 
@@ -361,6 +366,14 @@ ngx_http_retell_pg_detach(ngx_http_retell_pg_conn_t *conn)
 
     pool = conn->pool;
 
+    if (conn->op) {
+        /* its op timed out, or its client went away */
+        ngx_http_retell_metrics_statement(conn->op->timed_out
+                                          ? NGX_HTTP_RETELL_STMT_TIMEOUT
+                                          : NGX_HTTP_RETELL_STMT_CANCELLED,
+                                          ngx_current_msec - conn->sent);
+    }
+
     ngx_http_retell_pg_conn_detach(conn, NGX_HTTP_RETELL_PG_DRAIN_TIMEOUT);
 
     /* the deliveries waiting may have it give way to a new one */
@@ -382,6 +395,7 @@ ngx_http_retell_pg_release(ngx_http_retell_pg_conn_t *conn,
     switch (report) {
 
     case NGX_HTTP_RETELL_PG_CONNECTED:
+        ngx_http_retell_metrics_pg(NGX_HTTP_RETELL_PG_OPENED);
         pool->connecting--;
         ngx_http_retell_pg_conn_connected(conn);
 
@@ -432,6 +446,9 @@ ngx_http_retell_pg_connect_failed(ngx_http_retell_pg_conn_t *conn)
     pool = conn->pool;
     host = conn->host;
 
+    ngx_http_retell_metrics_pg(conn->failure ? NGX_HTTP_RETELL_PG_TIMED_OUT
+                                             : NGX_HTTP_RETELL_PG_REFUSED);
+
     /* an error when no other host is left to try */
 
     level = (host == pool->host && pool->failures + 1 < pool->nhosts)
@@ -472,6 +489,13 @@ ngx_http_retell_pg_answered(ngx_http_retell_pg_conn_t *conn)
 
     conn->op = NULL;
     conn->result = NULL;
+
+    if (op) {
+        ngx_http_retell_metrics_statement(
+            (res && PQresultStatus(res) != PGRES_FATAL_ERROR)
+            ? NGX_HTTP_RETELL_STMT_OK : NGX_HTTP_RETELL_STMT_ERROR,
+            ngx_current_msec - conn->sent);
+    }
 
     stale = res ? ngx_http_retell_pg_prepared_stale(conn, res) : 0;
 
@@ -547,6 +571,13 @@ ngx_http_retell_pg_lost(ngx_http_retell_pg_conn_t *conn)
                   "retell postgres connection to \"%s:%s\" lost: %s",
                   PQhost(conn->pg), PQport(conn->pg), err);
 
+    ngx_http_retell_metrics_pg(NGX_HTTP_RETELL_PG_LOST);
+
+    if (op) {
+        ngx_http_retell_metrics_statement(NGX_HTTP_RETELL_STMT_ERROR,
+                                          ngx_current_msec - conn->sent);
+    }
+
     conn->op = NULL;
     ngx_http_retell_pg_close(conn);
 
@@ -556,6 +587,7 @@ ngx_http_retell_pg_lost(ngx_http_retell_pg_conn_t *conn)
 
     if (op->idempotent && (requests || !op->retried)) {
         op->retried = 1;
+        ngx_http_retell_metrics_pg(NGX_HTTP_RETELL_PG_RESENT);
         ngx_http_retell_pg_requeue(op);
 
     } else {

@@ -70,6 +70,7 @@ struct ngx_http_retell_pg_op_s {
     ngx_http_retell_pg_batch_t     *batch;      /* the one it runs in */
 
     unsigned                        waiting:1;
+    unsigned                        timed_out:1;
     unsigned                        retried:1;
     unsigned                        idempotent:1;  /* safe to send twice */
 

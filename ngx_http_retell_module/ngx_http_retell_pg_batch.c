@@ -135,6 +135,8 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
         ngx_http_retell_pg_attempt_start(b->member[k], b->n);
     }
 
+    ngx_http_retell_metrics_batch(b->n);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                    "retell postgres: batch of %ui, %M ms",
                    b->n, b->op.timeout);

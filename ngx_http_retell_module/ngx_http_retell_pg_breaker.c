@@ -41,6 +41,8 @@ ngx_http_retell_pg_host_up(ngx_http_retell_pg_pool_t *pool, ngx_uint_t host)
     pool->down = 0;
     pool->backoff = 0;
 
+    ngx_http_retell_metrics_pg(NGX_HTTP_RETELL_PG_CIRCUIT_CLOSED);
+
     if (pool->probe.timer_set) {
         ngx_del_timer(&pool->probe);
     }
@@ -88,6 +90,7 @@ ngx_http_retell_pg_host_failed(ngx_http_retell_pg_pool_t *pool,
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "retell postgres unreachable, retrying in the "
                       "background");
+        ngx_http_retell_metrics_pg(NGX_HTTP_RETELL_PG_CIRCUIT_OPENED);
     }
 
     pool->down = 1;

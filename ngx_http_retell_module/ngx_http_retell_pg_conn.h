@@ -11,6 +11,7 @@
 
 
 #include "ngx_http_retell_pg.h"
+#include "ngx_http_retell_metrics.h"
 
 #include <sys/stat.h>
 

@@ -31,6 +31,7 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
     op->pool = pool;
     op->alone = 0;
+    op->timed_out = 0;
     op->attempts = 0;
     op->attempt_start = 0;
 
@@ -189,9 +190,9 @@ ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
 void
 ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
 {
-    ngx_http_retell_pg_attempt_end(op);
-
     ngx_http_retell_pg_pool_t  *pool;
+
+    ngx_http_retell_pg_attempt_end(op);
 
     pool = op->pool;
 
@@ -236,6 +237,7 @@ ngx_http_retell_pg_op_timeout(ngx_event_t *ev)
 
     ngx_http_retell_pg_attempt_end(op);
 
+    op->timed_out = 1;
     ngx_http_retell_pg_cancel(op);
 
     op->handler(op, NULL, error);

@@ -203,17 +203,9 @@ static ngx_int_t
 ngx_http_retell_var_endpoint(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx, ngx_str_t *value)
 {
-    ngx_uint_t                   endpoint;
-    ngx_http_retell_loc_conf_t  *rlcf;
+    ngx_uint_t  endpoint;
 
-    if (ctx) {
-        endpoint = ctx->endpoint;
-
-    } else {
-        /* the module never ran (limit_req, a body too large): the location */
-        rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
-        endpoint = (rlcf->webhook == NGX_HTTP_RETELL_AUTO) ? 0 : rlcf->webhook;
-    }
+    endpoint = ngx_http_retell_endpoint(r, ctx);
 
     if (endpoint == 0) {
         return NGX_DECLINED;
@@ -272,9 +264,23 @@ ngx_http_retell_var_event(ngx_http_request_t *r,
 
 /* the metric's set: what the module answered, and why */
 
-static ngx_int_t
-ngx_http_retell_var_outcome(ngx_http_request_t *r,
-    ngx_http_retell_ctx_t *ctx, ngx_str_t *value)
+ngx_str_t  ngx_http_retell_outcomes[] = {
+    ngx_string("applied"),
+    ngx_string("duplicate"),
+    ngx_string("unrouted"),
+    ngx_string("ignored"),
+    ngx_string("bad_signature"),
+    ngx_string("bad_request"),
+    ngx_string("too_large"),
+    ngx_string("unavailable"),
+    ngx_string("error")
+};
+
+
+/* an index in ngx_http_retell_outcomes, or NGX_DECLINED */
+
+ngx_int_t
+ngx_http_retell_outcome(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 {
     ngx_uint_t                   status;
     ngx_http_retell_loc_conf_t  *rlcf;
@@ -299,50 +305,72 @@ ngx_http_retell_var_outcome(ngx_http_request_t *r,
     switch (status) {
 
     case NGX_HTTP_OK:
-        if (ctx->duplicate) {
-            ngx_str_set(value, "duplicate");
-
-        } else {
-            ngx_str_set(value, "applied");
-        }
-
-        break;
+        return ctx->duplicate ? NGX_HTTP_RETELL_OUTCOME_DUPLICATE
+                              : NGX_HTTP_RETELL_OUTCOME_APPLIED;
 
     case NGX_HTTP_ACCEPTED:
-        ngx_str_set(value, "unrouted");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_UNROUTED;
 
     case NGX_HTTP_NO_CONTENT:
-        ngx_str_set(value, "ignored");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_IGNORED;
 
     case NGX_HTTP_UNAUTHORIZED:
-        ngx_str_set(value, "bad_signature");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_BAD_SIGNATURE;
 
     case NGX_HTTP_BAD_REQUEST:
     case NGX_HTTP_NOT_ALLOWED:
     case NGX_HTTP_LENGTH_REQUIRED:
-        ngx_str_set(value, "bad_request");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_BAD_REQUEST;
 
     case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-        ngx_str_set(value, "too_large");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_TOO_LARGE;
 
     case NGX_HTTP_SERVICE_UNAVAILABLE:
-        ngx_str_set(value, "unavailable");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_UNAVAILABLE;
 
     case NGX_HTTP_INTERNAL_SERVER_ERROR:
-        ngx_str_set(value, "error");
-        break;
+        return NGX_HTTP_RETELL_OUTCOME_ERROR;
 
     default:
         return NGX_DECLINED;
     }
+}
+
+
+static ngx_int_t
+ngx_http_retell_var_outcome(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx, ngx_str_t *value)
+{
+    ngx_int_t  outcome;
+
+    outcome = ngx_http_retell_outcome(r, ctx);
+
+    if (outcome == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    *value = ngx_http_retell_outcomes[outcome];
 
     return NGX_OK;
+}
+
+
+/* inbound, outbound, or 0 when not known */
+
+ngx_uint_t
+ngx_http_retell_endpoint(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
+{
+    ngx_http_retell_loc_conf_t  *rlcf;
+
+    if (ctx) {
+        return ctx->endpoint;
+    }
+
+    /* the module never ran (limit_req, a body too large): the location */
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
+
+    return (rlcf->webhook == NGX_HTTP_RETELL_AUTO) ? 0 : rlcf->webhook;
 }
 
 

@@ -1,0 +1,134 @@
+# Metrics in the Prometheus text format (issue 20, item 1): the counters
+# live in a shared zone, summed over the workers; each moves by exactly
+# what a test did; promtool accepts the output; the values survive a
+# reload, and another zone size after a reload starts fresh.
+use lib 't/inc';
+use Test::Nginx::Socket 'no_plan';
+use Retell;
+
+sub B { Retell::event_body(@_) }
+
+master_on();
+workers(2);
+
+my $preprocess = db_block_preprocessor(
+    config => sub {
+        Retell::webhook_locations() . "location = /metrics { retell_metrics; }\n"
+        . "location = /fast { return 200 \"fast\\n\"; }\n";
+    });
+add_block_preprocessor(sub { $preprocess->(@_) });
+add_response_body_check(\&db_check_hook);
+
+no_shuffle();
+run_tests();
+
+
+# a scrape: (series => value), the raw text and the Content-Type
+sub scrape {
+    my (%o) = @_;
+    require IO::Socket::INET;
+    my $port = $o{port} // $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10) or return;
+    print $sock "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my $resp = <$sock> // '';
+    my ($head, $body) = $resp =~ /\A(.*?)\r\n\r\n(.*)\z/s or return;
+    my %m = map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } grep { !/^#/ } split /\n/, $body;
+    my ($type) = $head =~ /^Content-Type: ([^\r\n]*)/mi;
+    return (\%m, $body, $type);
+}
+
+sub req { my ($e, $o) = @_; return qq{retell_webhook_requests_total{endpoint="$e",outcome="$o"}} }
+
+__DATA__
+
+=== TEST 1: each counter moves by exactly what was done, over two workers; promtool accepts the output; every histogram's _count is its +Inf bucket
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my ($m0, $text0, $type) = scrape();
+is($type, 'text/plain; version=0.0.4; charset=utf-8', "$name: the content type Prometheus 3 wants");
+open my $fh, '>', "$ENV{TEST_NGINX_PG_DIR}.metrics" or die $!;
+print $fh $text0;
+close $fh;
+my $lint = `promtool check metrics < $ENV{TEST_NGINX_PG_DIR}.metrics 2>&1`;
+is($?, 0, "$name: promtool check metrics accepts it") or diag($lint);
+unlink "$ENV{TEST_NGINX_PG_DIR}.metrics";
+
+post('/in', ::B('call_started', "call_m_$_")) for 1 .. 3;
+post('/in', ::B('call_started', 'call_m_1'));
+post('/out', ::B('call_started', 'call_m_out', outbound => 1));
+post('/in', ::B('call_started', 'call_m_x', agent_id => 'agent_nowhere'));
+post('/in', '{"event":"chat_ended","chat":{"chat_id":"c"}}');
+post('/in', ::B('call_started', 'call_m_9'), secret => 'another');
+post('/in', 'not json');
+get('/in');
+
+# the access phase of the last request is over once its answer is read;
+# its log phase may still be running: wait for the count
+my %want = (::req('inbound', 'applied') => 3, ::req('inbound', 'duplicate') => 1,
+            ::req('outbound', 'applied') => 1, ::req('inbound', 'unrouted') => 1,
+            ::req('inbound', 'ignored') => 1, ::req('inbound', 'bad_signature') => 1,
+            ::req('inbound', 'bad_request') => 2);
+my $m1;
+wait_for(sub { ($m1) = scrape(); $m1->{ ::req('inbound', 'bad_request') } - $m0->{ ::req('inbound', 'bad_request') } >= 2 }, 5);
+for my $k (sort keys %want) {
+    is($m1->{$k} - $m0->{$k}, $want{$k}, "$name: $k moved by $want{$k}");
+}
+is($m1->{'retell_webhook_request_duration_seconds_count{endpoint="inbound"}'}
+   - $m0->{'retell_webhook_request_duration_seconds_count{endpoint="inbound"}'}, 9, "$name: nine inbound requests timed");
+cmp_ok($m1->{'retell_postgres_statements_total{result="ok"}'} - $m0->{'retell_postgres_statements_total{result="ok"}'}, '>=', 6,
+       "$name: the statements counted");
+is($m1->{'retell_postgres_batch_size_count'} - $m0->{'retell_postgres_batch_size_count'},
+   $m1->{'retell_postgres_batch_size_sum'} - $m0->{'retell_postgres_batch_size_sum'}, "$name: deliveries alone: one each");
+for my $h (grep { /_count/ } keys %$m1) {
+    (my $inf = $h) =~ s/_count(\{(.*)\})?$/'_bucket{' . ($2 ? "$2," : '') . 'le="+Inf"}'/e;
+    is($m1->{$h}, $m1->{$inf}, "$name: $h is its +Inf bucket");
+}
+like($m1->{'retell_build_info{version="0.18",nginx_version="' . ((`$ENV{TEST_NGINX_BINARY} -v 2>&1` =~ m{nginx/(\S+)})[0]) . '"}'}, qr/^1$/, "$name: build_info");
+is($m1->{retell_metrics_zone_created_seconds}, $m0->{retell_metrics_zone_created_seconds}, "$name: one zone all along");
+
+
+
+=== TEST 2: the counters survive a reload; another zone size after a reload starts them again, and nginx goes on
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $port = ($ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984) + 11;
+my $http = sub { my ($zone) = @_; Retell::pg_http_config() . ($zone ? "retell_metrics_zone $zone;\n" : '') . <<"_EOC_" };
+server {
+    listen 127.0.0.1:$port;
+    location = /in { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; }
+    location = /metrics { retell_metrics; }
+}
+_EOC_
+my $n = Retell::nginx_start(port => $port + 1, workers => 2, http => $http->(''));
+post('/in', ::B('call_started', "call_r_$_"), port => $port) for 1 .. 2;
+my $applied = ::req('inbound', 'applied');
+my $m;
+ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 2 }, 5), "$name: two applied");
+my $created = $m->{retell_metrics_zone_created_seconds};
+my ($master) = `cat $n->{dir}/logs/nginx.pid` =~ /(\d+)/;
+Retell::nginx_signal($n, 'reload');
+ok(wait_for(sub { `ps -o pid= --ppid $master | wc -l` + 0 == 2 && `grep -c 'gracefully shutting down' $n->{error_log}` >= 2 }, 10),
+   "$name: the old workers left");
+($m) = ::scrape(port => $port);
+is($m->{$applied}, 2, "$name: after the reload, still two");
+is($m->{retell_metrics_zone_created_seconds}, $created, "$name: the same zone");
+open my $fh, '>', "$n->{dir}/nginx.conf.new" or die $!;
+my $conf = do { local $/; open my $in, '<', "$n->{dir}/nginx.conf" or die $!; <$in> };
+$conf =~ s/retell_postgres "/retell_metrics_zone 128k;\nretell_postgres "/;
+print $fh $conf;
+close $fh;
+rename "$n->{dir}/nginx.conf.new", "$n->{dir}/nginx.conf" or die $!;
+sleep 1;    # the zone's creation time has a second's resolution
+Retell::nginx_signal($n, 'reload');
+ok(wait_for(sub { ($m) = ::scrape(port => $port); defined $m && $m->{retell_metrics_zone_created_seconds} != $created }, 10),
+   "$name: another size: a new zone");
+is($m->{$applied}, 0, "$name: the counters start again");
+post('/in', ::B('call_started', 'call_r_3'), port => $port);
+ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 1 }, 5), "$name: and count");
+unlike(do { local $/; open my $e, '<', $n->{error_log}; <$e> }, qr/\[(alert|crit|emerg)\]/, "$name: no alert");
+Retell::nginx_stop($n);
