@@ -27,6 +27,22 @@
 #define NGX_HTTP_RETELL_SMTP_BUCKETS     9
 
 #define NGX_HTTP_RETELL_ENDPOINTS        3      /* inbound, outbound, auto */
+#define NGX_HTTP_RETELL_METRICS_SLOTS    64     /* workers, old and new */
+#define NGX_HTTP_RETELL_PG_STATES        5
+
+
+/*
+ * A worker's gauges, in a slot it owns while it lives: a scrape sums the
+ * slots of workers that are alive, so a worker that crashed leaves
+ * nothing wrong behind it
+ */
+
+typedef struct {
+    ngx_atomic_t                pid;
+    ngx_atomic_t                connections[NGX_HTTP_RETELL_PG_STATES];
+    ngx_atomic_t                waiting;
+    ngx_atomic_t                down;
+} ngx_http_retell_metrics_slot_t;
 
 
 typedef struct {
@@ -36,6 +52,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_atomic_t                layout;         /* sizeof: see init_zone */
     ngx_atomic_t                created;        /* unix time */
 
     ngx_atomic_t                requests[NGX_HTTP_RETELL_ENDPOINTS]
@@ -52,6 +69,8 @@ typedef struct {
     ngx_atomic_t                smtp[NGX_HTTP_RETELL_SMTP_BUCKETS + 1];
     ngx_atomic_t                smtp_sum;       /* microseconds */
     ngx_atomic_t                outbox_poll;    /* unix time */
+
+    ngx_http_retell_metrics_slot_t  slot[NGX_HTTP_RETELL_METRICS_SLOTS];
 } ngx_http_retell_metrics_t;
 
 
@@ -61,12 +80,22 @@ static ngx_int_t ngx_http_retell_metrics_log(ngx_http_request_t *r);
 static ngx_int_t ngx_http_retell_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_retell_metrics_time(ngx_http_retell_time_hist_t *h,
     ngx_msec_t ms);
+static u_char *ngx_http_retell_metrics_gauges(u_char *p,
+    ngx_http_retell_metrics_t *m);
 static u_char *ngx_http_retell_metrics_histogram(u_char *p,
     const char *name, const char *labels, ngx_atomic_t *bucket,
     const char **le, ngx_uint_t n, ngx_atomic_uint_t sum, ngx_uint_t micro);
 
 
 static ngx_http_retell_metrics_t  *ngx_http_retell_metrics_shm;
+
+static ngx_http_retell_metrics_slot_t  *ngx_http_retell_metrics_slot;
+static void                            *ngx_http_retell_metrics_pool;
+static ngx_event_t                      ngx_http_retell_metrics_timer;
+static ngx_connection_t                 ngx_http_retell_metrics_dumb;
+
+static void ngx_http_retell_metrics_publish(ngx_event_t *ev);
+static ngx_uint_t ngx_http_retell_metrics_alive(ngx_atomic_uint_t pid);
 
 static ngx_msec_t  ngx_http_retell_time_le_ms[] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000
@@ -144,9 +173,21 @@ ngx_http_retell_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_retell_metrics_t  *m;
 
     if (data) {
-        /* a reload with the same size: the counters go on */
-        shm_zone->data = data;
-        ngx_http_retell_metrics_shm = data;
+        /*
+         * a reload with the same size: the counters go on, unless a new
+         * module laid them out otherwise
+         */
+
+        m = data;
+
+        if (m->layout != sizeof(ngx_http_retell_metrics_t)) {
+            ngx_memzero((void *) m, sizeof(ngx_http_retell_metrics_t));
+            m->layout = sizeof(ngx_http_retell_metrics_t);
+            m->created = ngx_time();
+        }
+
+        shm_zone->data = m;
+        ngx_http_retell_metrics_shm = m;
         return NGX_OK;
     }
 
@@ -157,12 +198,114 @@ ngx_http_retell_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    m->layout = sizeof(ngx_http_retell_metrics_t);
     m->created = ngx_time();
 
     shm_zone->data = m;
     ngx_http_retell_metrics_shm = m;
 
     return NGX_OK;
+}
+
+
+/* a worker takes a slot whose owner is gone, and publishes into it */
+
+ngx_int_t
+ngx_http_retell_metrics_worker(ngx_cycle_t *cycle, void *pool)
+{
+    ngx_uint_t                       i;
+    ngx_atomic_uint_t                pid;
+    ngx_http_retell_metrics_t       *m = ngx_http_retell_metrics_shm;
+    ngx_http_retell_metrics_slot_t  *slot;
+
+    if (m == NULL || pool == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < NGX_HTTP_RETELL_METRICS_SLOTS; i++) {
+        slot = &m->slot[i];
+        pid = slot->pid;
+
+        if ((pid == 0 || !ngx_http_retell_metrics_alive(pid))
+            && ngx_atomic_cmp_set(&slot->pid, pid, ngx_pid))
+        {
+            ngx_http_retell_metrics_slot = slot;
+            break;
+        }
+    }
+
+    if (ngx_http_retell_metrics_slot == NULL) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "retell metrics: no slot free for this worker's "
+                      "gauges");
+        return NGX_OK;
+    }
+
+    ngx_http_retell_metrics_pool = pool;
+
+    /* the event's log lines read a connection's fd: it has none */
+    ngx_http_retell_metrics_dumb.fd = (ngx_socket_t) -1;
+
+    ngx_http_retell_metrics_timer.handler = ngx_http_retell_metrics_publish;
+    ngx_http_retell_metrics_timer.data = &ngx_http_retell_metrics_dumb;
+    ngx_http_retell_metrics_timer.log = cycle->log;
+    ngx_http_retell_metrics_timer.cancelable = 1;
+
+    ngx_http_retell_metrics_publish(&ngx_http_retell_metrics_timer);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_retell_metrics_worker_exit(void)
+{
+    ngx_uint_t                       i;
+    ngx_http_retell_metrics_slot_t  *slot = ngx_http_retell_metrics_slot;
+
+    if (ngx_http_retell_metrics_timer.timer_set) {
+        ngx_del_timer(&ngx_http_retell_metrics_timer);
+    }
+
+    if (slot) {
+        for (i = 0; i < NGX_HTTP_RETELL_PG_STATES; i++) {
+            slot->connections[i] = 0;
+        }
+
+        slot->waiting = 0;
+        slot->down = 0;
+        (void) ngx_atomic_cmp_set(&slot->pid, ngx_pid, 0);
+        ngx_http_retell_metrics_slot = NULL;
+    }
+}
+
+
+static void
+ngx_http_retell_metrics_publish(ngx_event_t *ev)
+{
+    ngx_uint_t                       i;
+    ngx_http_retell_pg_stats_t       stats;
+    ngx_http_retell_metrics_slot_t  *slot = ngx_http_retell_metrics_slot;
+
+    ngx_http_retell_pg_stats(ngx_http_retell_metrics_pool, &stats);
+
+    for (i = 0; i < NGX_HTTP_RETELL_PG_STATES; i++) {
+        slot->connections[i] = stats.connections[i];
+    }
+
+    slot->waiting = stats.waiting;
+    slot->down = stats.down;
+
+    if (!ngx_exiting) {
+        ngx_add_timer(ev, 1000);
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_retell_metrics_alive(ngx_atomic_uint_t pid)
+{
+    return kill((ngx_pid_t) pid, 0) == 0 || ngx_errno == NGX_EPERM;
 }
 
 
@@ -496,6 +639,8 @@ ngx_http_retell_metrics_handler(ngx_http_request_t *r)
             ngx_http_retell_smtp_le, NGX_HTTP_RETELL_SMTP_BUCKETS,
             m->smtp_sum, 1);
 
+    p = ngx_http_retell_metrics_gauges(p, m);
+
     p = ngx_sprintf(p,
             "# HELP retell_outbox_last_poll_seconds When a worker last "
             "looked for due emails.\n"
@@ -565,4 +710,65 @@ ngx_http_retell_metrics_histogram(u_char *p, const char *name,
     }
 
     return ngx_sprintf(p, "%s_count%s %uA\n", name, set, total);
+}
+
+
+/* the gauges of the workers alive, summed */
+
+static u_char *
+ngx_http_retell_metrics_gauges(u_char *p, ngx_http_retell_metrics_t *m)
+{
+    ngx_uint_t                       i, k;
+    ngx_atomic_uint_t                conns[NGX_HTTP_RETELL_PG_STATES];
+    ngx_atomic_uint_t                waiting, down, workers;
+    ngx_http_retell_metrics_slot_t  *slot;
+
+    static const char  *states[] = {
+        "connecting", "idle", "sending", "reading", "draining"
+    };
+
+    ngx_memzero(conns, sizeof(conns));
+    waiting = 0;
+    down = 0;
+    workers = 0;
+
+    for (i = 0; i < NGX_HTTP_RETELL_METRICS_SLOTS; i++) {
+        slot = &m->slot[i];
+
+        if (slot->pid == 0 || !ngx_http_retell_metrics_alive(slot->pid)) {
+            continue;
+        }
+
+        workers++;
+
+        for (k = 0; k < NGX_HTTP_RETELL_PG_STATES; k++) {
+            conns[k] += slot->connections[k];
+        }
+
+        waiting += slot->waiting;
+        down += slot->down;
+    }
+
+    p = ngx_sprintf(p,
+            "# HELP retell_postgres_connections PostgreSQL connections of "
+            "the workers alive, by state.\n"
+            "# TYPE retell_postgres_connections gauge\n");
+
+    for (k = 0; k < NGX_HTTP_RETELL_PG_STATES; k++) {
+        p = ngx_sprintf(p, "retell_postgres_connections{state=\"%s\"} %uA\n",
+                        states[k], conns[k]);
+    }
+
+    return ngx_sprintf(p,
+            "# HELP retell_postgres_deliveries_waiting Deliveries waiting "
+            "for a connection.\n"
+            "# TYPE retell_postgres_deliveries_waiting gauge\n"
+            "retell_postgres_deliveries_waiting %uA\n"
+            "# HELP retell_postgres_circuit_open Workers that find every "
+            "PostgreSQL address failing.\n"
+            "# TYPE retell_postgres_circuit_open gauge\n"
+            "retell_postgres_circuit_open %uA\n"
+            "# HELP retell_workers Workers publishing gauges.\n"
+            "# TYPE retell_workers gauge\n"
+            "retell_workers %uA\n", waiting, down, workers);
 }

@@ -45,7 +45,18 @@ typedef enum {
 } ngx_http_retell_pg_event_e;
 
 
+/* a worker's pool as its gauges say it, published every second */
+
+typedef struct {
+    ngx_uint_t                  connections[5]; /* by ngx_http_retell_pg_state_e */
+    ngx_uint_t                  waiting;
+    ngx_uint_t                  down;           /* the circuit is open */
+} ngx_http_retell_pg_stats_t;
+
+
 ngx_int_t ngx_http_retell_metrics_zone(ngx_conf_t *cf, size_t size);
+ngx_int_t ngx_http_retell_metrics_worker(ngx_cycle_t *cycle, void *pool);
+void ngx_http_retell_metrics_worker_exit(void);
 char *ngx_http_retell_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_retell_metrics_init(ngx_conf_t *cf);

@@ -662,6 +662,10 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_retell_metrics_worker(cycle, rmcf->pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (rmcf->smtp.server
         && ngx_http_retell_outbox_init(cycle, rmcf) != NGX_OK)
     {
@@ -678,6 +682,7 @@ ngx_http_retell_exit_process(ngx_cycle_t *cycle)
     ngx_http_retell_main_conf_t  *rmcf;
 
     ngx_http_retell_signature_cleanup();
+    ngx_http_retell_metrics_worker_exit();
 
     if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
         return;

@@ -259,6 +259,28 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
  * the retry rule, the host failover, keeping or closing.
  */
 
+void
+ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool, void *data)
+{
+    ngx_queue_t                 *q;
+    ngx_http_retell_pg_conn_t   *conn;
+    ngx_http_retell_pg_stats_t  *stats = data;
+
+    ngx_memzero(stats, sizeof(ngx_http_retell_pg_stats_t));
+
+    for (q = ngx_queue_head(&pool->all);
+         q != ngx_queue_sentinel(&pool->all);
+         q = ngx_queue_next(q))
+    {
+        conn = ngx_queue_data(q, ngx_http_retell_pg_conn_t, all);
+        stats->connections[conn->state]++;
+    }
+
+    stats->waiting = pool->nwaiting;
+    stats->down = pool->down;
+}
+
+
 ngx_int_t
 ngx_http_retell_pg_open(ngx_http_retell_pg_pool_t *pool)
 {

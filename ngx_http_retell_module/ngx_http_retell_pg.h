@@ -101,6 +101,9 @@ ngx_int_t ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 /* the handler is not called; a running command is drained off-line */
 void ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op);
 
+/* the pool's connections by state, its queue, its circuit (metrics.h) */
+void ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool, void *stats);
+
 /* what is left of the op's timeout, in ms */
 ngx_msec_t ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op);
 

@@ -132,3 +132,27 @@ post('/in', ::B('call_started', 'call_r_3'), port => $port);
 ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 1 }, 5), "$name: and count");
 unlike(do { local $/; open my $e, '<', $n->{error_log}; <$e> }, qr/\[(alert|crit|emerg)\]/, "$name: no alert");
 Retell::nginx_stop($n);
+
+
+
+=== TEST 3: the gauges are the workers alive's: a worker killed with SIGKILL leaves nothing wrong behind
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+post('/in', ::B('call_started', "call_g_$_")) for 1 .. 4;
+my $m;
+ok(wait_for(sub { ($m) = scrape(); ($m->{retell_workers} // 0) == 2 && ($m->{'retell_postgres_connections{state="idle"}'} // 0) >= 1 }, 5),
+   "$name: two workers publish; the connections they opened are idle");
+is($m->{retell_postgres_deliveries_waiting}, 0, "$name: nothing waits");
+is($m->{retell_postgres_circuit_open}, 0, "$name: no circuit open");
+my $idle = $m->{'retell_postgres_connections{state="idle"}'};
+my $root = $ENV{TEST_NGINX_SERVER_ROOT} // $ENV{TEST_NGINX_SERVROOT} // "$Retell::REPO/t/servroot";
+my ($master) = `cat $root/logs/nginx.pid` =~ /(\d+)/;
+my @workers = map { /(\d+)/ ? $1 : () } `ps -o pid= --ppid $master`;
+is(scalar @workers, 2, "$name: two workers");
+kill 'KILL', $workers[0];
+ok(wait_for(sub { my @w = map { /(\d+)/ ? $1 : () } `ps -o pid= --ppid $master`; @w == 2 && !grep { $_ == $workers[0] } @w }, 10),
+   "$name: the master started another");
+ok(wait_for(sub { ($m) = scrape(); ($m->{retell_workers} // 0) == 2 }, 5), "$name: two workers publish, the dead one not counted");
+cmp_ok($m->{'retell_postgres_connections{state="idle"}'}, '<=', $idle, "$name: the dead worker's connections not counted");
