@@ -133,15 +133,69 @@ static const char  *ngx_http_retell_email_names[] = {
 };
 
 
-/* at configuration load: the zone, the same for every http block */
+/* retell_metrics_zone size | off */
+
+char *
+ngx_http_retell_metrics_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_retell_main_conf_t *rmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (rmcf->metrics_zone != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        rmcf->metrics_zone = 0;
+        return NGX_CONF_OK;
+    }
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR || size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->metrics_zone = size;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * at configuration load: the zone, the same for every http block; none
+ * when "off", so nothing is counted (make bench measures the difference)
+ */
 
 ngx_int_t
-ngx_http_retell_metrics_zone(ngx_conf_t *cf, size_t size)
+ngx_http_retell_metrics_zone(ngx_conf_t *cf, ngx_http_retell_main_conf_t *rmcf)
 {
+    size_t           size;
     ngx_str_t        name = ngx_string("retell_metrics");
     ngx_shm_zone_t  *shm_zone;
 
-    if (size == NGX_CONF_UNSET_SIZE || size == 0) {
+    size = rmcf->metrics_zone;
+
+    if (size == 0) {
+        if (rmcf->metrics_served) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"retell_metrics\" needs a zone, and "
+                               "\"retell_metrics_zone\" is off");
+            return NGX_ERROR;
+        }
+
+        rmcf->metrics_shm = NULL;
+        return NGX_OK;
+    }
+
+    if (size == NGX_CONF_UNSET_SIZE) {
         size = NGX_HTTP_RETELL_METRICS_ZONE;
     }
 
@@ -161,8 +215,23 @@ ngx_http_retell_metrics_zone(ngx_conf_t *cf, size_t size)
     }
 
     shm_zone->init = ngx_http_retell_metrics_init_zone;
+    rmcf->metrics_shm = shm_zone;
 
     return NGX_OK;
+}
+
+
+/*
+ * a worker counts into its own cycle's zone: the pointer is taken here,
+ * not when a zone is made, because a reload that fails after making its
+ * zones leaves the workers on the old cycle
+ */
+
+void
+ngx_http_retell_metrics_attach(ngx_http_retell_main_conf_t *rmcf)
+{
+    ngx_http_retell_metrics_shm = rmcf->metrics_shm ? rmcf->metrics_shm->data
+                                                    : NULL;
 }
 
 
@@ -187,7 +256,6 @@ ngx_http_retell_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         }
 
         shm_zone->data = m;
-        ngx_http_retell_metrics_shm = m;
         return NGX_OK;
     }
 
@@ -202,7 +270,6 @@ ngx_http_retell_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     m->created = ngx_time();
 
     shm_zone->data = m;
-    ngx_http_retell_metrics_shm = m;
 
     return NGX_OK;
 }
@@ -479,10 +546,14 @@ ngx_http_retell_metrics_outbox_poll(void)
 char *
 ngx_http_retell_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_retell_main_conf_t  *rmcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_retell_metrics_handler;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_retell_module);
+    rmcf->metrics_served = 1;
 
     return NGX_CONF_OK;
 }

@@ -14,6 +14,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "ngx_http_retell_module.h"
 
 
 typedef enum {
@@ -54,7 +55,11 @@ typedef struct {
 } ngx_http_retell_pg_stats_t;
 
 
-ngx_int_t ngx_http_retell_metrics_zone(ngx_conf_t *cf, size_t size);
+char *ngx_http_retell_metrics_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_retell_metrics_zone(ngx_conf_t *cf,
+    ngx_http_retell_main_conf_t *rmcf);
+void ngx_http_retell_metrics_attach(ngx_http_retell_main_conf_t *rmcf);
 ngx_int_t ngx_http_retell_metrics_worker(ngx_cycle_t *cycle, void *pool);
 void ngx_http_retell_metrics_worker_exit(void);
 char *ngx_http_retell_metrics(ngx_conf_t *cf, ngx_command_t *cmd,

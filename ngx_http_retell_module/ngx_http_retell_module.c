@@ -76,9 +76,9 @@ static ngx_command_t  ngx_http_retell_commands[] = {
 
     { ngx_string("retell_metrics_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
+      ngx_http_retell_metrics_zone_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_retell_main_conf_t, metrics_zone),
+      0,
       NULL },
 
     { ngx_string("retell_webhook_secret"),
@@ -318,7 +318,7 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
 
-    if (ngx_http_retell_metrics_zone(cf, rmcf->metrics_zone) != NGX_OK) {
+    if (ngx_http_retell_metrics_zone(cf, rmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -644,7 +644,13 @@ ngx_http_retell_init_process(ngx_cycle_t *cycle)
 
     rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_retell_module);
 
-    if (rmcf == NULL || rmcf->postgres.len == 0) {
+    if (rmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_retell_metrics_attach(rmcf);
+
+    if (rmcf->postgres.len == 0) {
         return NGX_OK;
     }
 

@@ -45,6 +45,8 @@ typedef struct {
     ngx_uint_t                  smtp_max_attempts;
     ngx_msec_t                  smtp_backoff;
     size_t                      metrics_zone;    /* retell_metrics_zone */
+    ngx_shm_zone_t             *metrics_shm;     /* NULL when "off" */
+    ngx_uint_t                  metrics_served;  /* a retell_metrics */
     ngx_str_t                   smtp_trusted_certificate;
 
     ngx_http_retell_pg_pool_t  *pool;            /* this worker's */

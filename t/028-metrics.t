@@ -156,3 +156,82 @@ ok(wait_for(sub { my @w = map { /(\d+)/ ? $1 : () } `ps -o pid= --ppid $master`;
    "$name: the master started another");
 ok(wait_for(sub { ($m) = scrape(); ($m->{retell_workers} // 0) == 2 }, 5), "$name: two workers publish, the dead one not counted");
 cmp_ok($m->{'retell_postgres_connections{state="idle"}'}, '<=', $idle, "$name: the dead worker's connections not counted");
+
+
+
+=== TEST 4: retell_metrics_zone off: no zone, nothing counted, deliveries go on, a reload there and back works; retell_metrics with it off is refused at configuration
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+my $port = ($ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984) + 13;
+my $http = sub { my ($zone, $scrape) = @_; Retell::pg_http_config() . "retell_metrics_zone $zone;\n" . <<"_EOC_" . ($scrape ? "location = /metrics { retell_metrics; }\n}\n" : "}\n") };
+server {
+    listen 127.0.0.1:$port;
+    location = /in { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; }
+_EOC_
+my $n = Retell::nginx_start(port => $port + 1, workers => 2, http => $http->('off', 0));
+my $conf = "$n->{dir}/nginx.conf";
+my $text = do { local $/; open my $in, '<', $conf or die $!; <$in> };
+is((post('/in', ::B('call_started', 'call_off_1'), port => $port))[0], 200, "$name: a delivery with no zone");
+is(db_value(q{SELECT count(*) FROM retell.call_records WHERE call_id = 'call_off_1'}), 1, "$name: stored");
+my $write = sub { open my $fh, '>', "$conf.new" or die $!; print $fh $_[0]; close $fh; rename "$conf.new", $conf or die $! };
+(my $scraping = $text) =~ s/location = \/in /location = \/metrics { retell_metrics; }\n    location = \/in /;
+$write->($scraping);
+my $t = `$ENV{TEST_NGINX_BINARY} -t -p $n->{dir} -c $conf 2>&1`;
+like($t, qr/"retell_metrics" needs a zone, and "retell_metrics_zone" is off/, "$name: retell_metrics with the zone off: nginx -t says why");
+(my $on = $scraping) =~ s/retell_metrics_zone off;/retell_metrics_zone 64k;/;
+$write->($on);
+Retell::nginx_signal($n, 'reload');
+my $m;
+ok(wait_for(sub { ($m) = ::scrape(port => $port); defined $m }, 10), "$name: the zone on after a reload: scraped");
+is((post('/in', ::B('call_started', 'call_off_2'), port => $port))[0], 200, "$name: a delivery");
+ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{::req('inbound', 'applied')} // 0) == 1 }, 5), "$name: counted once");
+$write->($text);
+Retell::nginx_signal($n, 'reload');
+ok(wait_for(sub { (::scrape(port => $port))[1] !~ /retell_build_info/ }, 10), "$name: off again: no metrics location");
+is((post('/in', ::B('call_started', 'call_off_3'), port => $port))[0], 200, "$name: a delivery after");
+unlike(do { local $/; open my $e, '<', $n->{error_log}; <$e> }, qr/\[(alert|crit|emerg)\]|exited on signal/, "$name: no alert, no worker lost");
+Retell::nginx_stop($n);
+
+
+
+=== TEST 5: a reload that fails after making a new zone: the workers the master starts later count into the old one, not into freed memory
+--- request
+GET /fast
+--- error_code: 200
+--- db_check
+require IO::Socket::INET;
+my $port = ($ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984) + 15;
+my $http = Retell::pg_http_config() . <<"_EOC_";
+server {
+    listen 127.0.0.1:$port;
+    location = /in { retell_webhook inbound; retell_webhook_secret $Retell::SECRET; }
+    location = /metrics { retell_metrics; }
+}
+_EOC_
+my $n = Retell::nginx_start(port => $port + 1, workers => 1, http => $http);
+my $conf = "$n->{dir}/nginx.conf";
+my $applied = ::req('inbound', 'applied');
+is((post('/in', ::B('call_started', 'call_fr_1'), port => $port))[0], 200, "$name: a delivery");
+my $m;
+ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 1 }, 5), "$name: counted");
+# another size (a new zone is made) and a port held here: the cycle fails at bind()
+my $busy = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => $port + 2, ReuseAddr => 0) or die "port: $!";
+my $text = do { local $/; open my $in, '<', $conf or die $!; <$in> };
+(my $bad = $text) =~ s/retell_postgres "/retell_metrics_zone 128k;\nretell_postgres "/;
+$bad =~ s/server \{\n    listen 127.0.0.1:$port;/server { listen 127.0.0.1:@{[ $port + 2 ]}; return 204; }\nserver {\n    listen 127.0.0.1:$port;/;
+open my $fh, '>', "$conf.new" or die $!; print $fh $bad; close $fh; rename "$conf.new", $conf or die $!;
+Retell::nginx_signal($n, 'reload');
+ok(wait_for(sub { `grep -c 'still could not bind' $n->{error_log}` + 0 >= 1 }, 15), "$name: the reload failed at bind()");
+my ($master) = `cat $n->{dir}/logs/nginx.pid` =~ /(\d+)/;
+my ($worker) = map { /(\d+)/ ? $1 : () } `ps -o pid= --ppid $master`;
+kill 'KILL', $worker;
+ok(wait_for(sub { my @w = map { /(\d+)/ ? $1 : () } `ps -o pid= --ppid $master`; @w == 1 && $w[0] != $worker }, 10), "$name: the master started another worker");
+is((post('/in', ::B('call_started', 'call_fr_2'), port => $port))[0], 200, "$name: a delivery to it");
+ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 2 }, 5), "$name: counted in the old zone: two");
+my $log = do { local $/; open my $e, '<', $n->{error_log}; <$e> };
+my @lost = $log =~ /exited on signal (\d+)/g;
+is_deeply(\@lost, [9], "$name: only the worker killed here was lost");
+close $busy;
+Retell::nginx_stop($n);
