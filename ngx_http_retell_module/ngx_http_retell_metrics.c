@@ -28,7 +28,6 @@
 
 #define NGX_HTTP_RETELL_ENDPOINTS        3      /* inbound, outbound, auto */
 #define NGX_HTTP_RETELL_METRICS_SLOTS    64     /* workers, old and new */
-#define NGX_HTTP_RETELL_PG_STATES        5
 
 
 /*
@@ -80,6 +79,8 @@ static ngx_int_t ngx_http_retell_metrics_log(ngx_http_request_t *r);
 static ngx_int_t ngx_http_retell_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_retell_metrics_time(ngx_http_retell_time_hist_t *h,
     ngx_msec_t ms);
+static void ngx_http_retell_metrics_publish(ngx_event_t *ev);
+static ngx_uint_t ngx_http_retell_metrics_alive(ngx_atomic_uint_t pid);
 static u_char *ngx_http_retell_metrics_gauges(u_char *p,
     ngx_http_retell_metrics_t *m);
 static u_char *ngx_http_retell_metrics_histogram(u_char *p,
@@ -90,12 +91,9 @@ static u_char *ngx_http_retell_metrics_histogram(u_char *p,
 static ngx_http_retell_metrics_t  *ngx_http_retell_metrics_shm;
 
 static ngx_http_retell_metrics_slot_t  *ngx_http_retell_metrics_slot;
-static void                            *ngx_http_retell_metrics_pool;
+static ngx_http_retell_pg_pool_t       *ngx_http_retell_metrics_pool;
 static ngx_event_t                      ngx_http_retell_metrics_timer;
 static ngx_connection_t                 ngx_http_retell_metrics_dumb;
-
-static void ngx_http_retell_metrics_publish(ngx_event_t *ev);
-static ngx_uint_t ngx_http_retell_metrics_alive(ngx_atomic_uint_t pid);
 
 static ngx_msec_t  ngx_http_retell_time_le_ms[] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000
@@ -278,7 +276,8 @@ ngx_http_retell_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 /* a worker takes a slot whose owner is gone, and publishes into it */
 
 ngx_int_t
-ngx_http_retell_metrics_worker(ngx_cycle_t *cycle, void *pool)
+ngx_http_retell_metrics_worker(ngx_cycle_t *cycle,
+    ngx_http_retell_pg_pool_t *pool)
 {
     ngx_uint_t                       i;
     ngx_atomic_uint_t                pid;

@@ -46,21 +46,13 @@ typedef enum {
 } ngx_http_retell_pg_event_e;
 
 
-/* a worker's pool as its gauges say it, published every second */
-
-typedef struct {
-    ngx_uint_t                  connections[5]; /* by ngx_http_retell_pg_state_e */
-    ngx_uint_t                  waiting;
-    ngx_uint_t                  down;           /* the circuit is open */
-} ngx_http_retell_pg_stats_t;
-
-
 char *ngx_http_retell_metrics_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_retell_metrics_zone(ngx_conf_t *cf,
     ngx_http_retell_main_conf_t *rmcf);
 void ngx_http_retell_metrics_attach(ngx_http_retell_main_conf_t *rmcf);
-ngx_int_t ngx_http_retell_metrics_worker(ngx_cycle_t *cycle, void *pool);
+ngx_int_t ngx_http_retell_metrics_worker(ngx_cycle_t *cycle,
+    ngx_http_retell_pg_pool_t *pool);
 void ngx_http_retell_metrics_worker_exit(void);
 char *ngx_http_retell_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -260,11 +260,11 @@ ngx_http_retell_pg_dispatch(ngx_http_retell_pg_pool_t *pool)
  */
 
 void
-ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool, void *data)
+ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_stats_t *stats)
 {
-    ngx_queue_t                 *q;
-    ngx_http_retell_pg_conn_t   *conn;
-    ngx_http_retell_pg_stats_t  *stats = data;
+    ngx_queue_t                *q;
+    ngx_http_retell_pg_conn_t  *conn;
 
     ngx_memzero(stats, sizeof(ngx_http_retell_pg_stats_t));
 

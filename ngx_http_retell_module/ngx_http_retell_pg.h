@@ -23,6 +23,14 @@
 
 
 typedef struct ngx_http_retell_pg_pool_s  ngx_http_retell_pg_pool_t;
+
+#define NGX_HTTP_RETELL_PG_STATES  5    /* ngx_http_retell_pg_state_e */
+
+typedef struct {
+    ngx_uint_t                  connections[NGX_HTTP_RETELL_PG_STATES];
+    ngx_uint_t                  waiting;
+    ngx_uint_t                  down;           /* the circuit is open */
+} ngx_http_retell_pg_stats_t;
 typedef struct ngx_http_retell_pg_conn_s  ngx_http_retell_pg_conn_t;
 typedef struct ngx_http_retell_pg_op_s    ngx_http_retell_pg_op_t;
 typedef struct ngx_http_retell_pg_batch_s ngx_http_retell_pg_batch_t;
@@ -101,8 +109,9 @@ ngx_int_t ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 /* the handler is not called; a running command is drained off-line */
 void ngx_http_retell_pg_cancel(ngx_http_retell_pg_op_t *op);
 
-/* the pool's connections by state, its queue, its circuit (metrics.h) */
-void ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool, void *stats);
+/* the pool's connections by state, its queue, its circuit: the gauges */
+void ngx_http_retell_pg_stats(ngx_http_retell_pg_pool_t *pool,
+    ngx_http_retell_pg_stats_t *stats);
 
 /* what is left of the op's timeout, in ms */
 ngx_msec_t ngx_http_retell_pg_time_left(ngx_http_retell_pg_op_t *op);
