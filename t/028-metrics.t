@@ -125,6 +125,8 @@ close $fh;
 rename "$n->{dir}/nginx.conf.new", "$n->{dir}/nginx.conf" or die $!;
 sleep 1;    # the zone's creation time has a second's resolution
 Retell::nginx_signal($n, 'reload');
+ok(wait_for(sub { `ps -o pid= --ppid $master | wc -l` + 0 == 2 && `grep -c 'gracefully shutting down' $n->{error_log}` >= 4 }, 10),
+   "$name: the old workers left again");
 ok(wait_for(sub { ($m) = ::scrape(port => $port); defined $m && $m->{retell_metrics_zone_created_seconds} != $created }, 10),
    "$name: another size: a new zone");
 is($m->{$applied}, 0, "$name: the counters start again");
