@@ -68,6 +68,7 @@ typedef struct {
     ngx_atomic_t                smtp[NGX_HTTP_RETELL_SMTP_BUCKETS + 1];
     ngx_atomic_t                smtp_sum;       /* microseconds */
     ngx_atomic_t                outbox_poll;    /* unix time */
+    ngx_atomic_t                outbox_due;     /* at that poll */
 
     ngx_http_retell_metrics_slot_t  slot[NGX_HTTP_RETELL_METRICS_SLOTS];
 } ngx_http_retell_metrics_t;
@@ -542,6 +543,19 @@ ngx_http_retell_metrics_outbox_poll(void)
 }
 
 
+/* the rows due that the last claim saw, any worker's: one database */
+
+void
+ngx_http_retell_metrics_outbox_due(ngx_atomic_uint_t rows)
+{
+    ngx_http_retell_metrics_t  *m = ngx_http_retell_metrics_shm;
+
+    if (m) {
+        m->outbox_due = rows;
+    }
+}
+
+
 char *
 ngx_http_retell_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -715,7 +729,11 @@ ngx_http_retell_metrics_handler(ngx_http_request_t *r)
             "# HELP retell_outbox_last_poll_seconds When a worker last "
             "looked for due emails.\n"
             "# TYPE retell_outbox_last_poll_seconds gauge\n"
-            "retell_outbox_last_poll_seconds %uA\n", m->outbox_poll);
+            "retell_outbox_last_poll_seconds %uA\n"
+            "# HELP retell_outbox_rows_due Emails due to be sent, as the "
+            "last poll found them.\n"
+            "# TYPE retell_outbox_rows_due gauge\n"
+            "retell_outbox_rows_due %uA\n", m->outbox_poll, m->outbox_due);
 
     b->last = p;
     b->last_buf = (r == r->main) ? 1 : 0;

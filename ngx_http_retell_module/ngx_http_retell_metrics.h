@@ -64,6 +64,7 @@ void ngx_http_retell_metrics_pg(ngx_uint_t event);
 void ngx_http_retell_metrics_email(ngx_uint_t result);
 void ngx_http_retell_metrics_smtp_session(ngx_msec_t ms);
 void ngx_http_retell_metrics_outbox_poll(void);
+void ngx_http_retell_metrics_outbox_due(ngx_atomic_uint_t rows);
 
 
 #endif /* _NGX_HTTP_RETELL_METRICS_H_INCLUDED_ */

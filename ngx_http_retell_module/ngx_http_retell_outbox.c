@@ -28,22 +28,12 @@
 #define NGX_HTTP_RETELL_OUTBOX_LEASE_MIN  10000
 #define NGX_HTTP_RETELL_OUTBOX_LEASE_MAX  60000
 
-/* renewed three times a lease; the session ends a quarter before it */
-#define NGX_HTTP_RETELL_OUTBOX_RENEW(ob)   ((ob)->lease / 3)
-#define NGX_HTTP_RETELL_OUTBOX_MARGIN(ob)  ((ob)->lease / 4)
 
 
 static void ngx_http_retell_outbox_claim(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s);
 static void ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op,
     PGresult *res, const char *error);
-static void ngx_http_retell_outbox_renew(ngx_event_t *ev);
-static void ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op,
-    PGresult *res, const char *error);
-static ngx_int_t ngx_http_retell_outbox_lease_held(
-    ngx_http_retell_outbox_t *ob);
-static void ngx_http_retell_outbox_lease_end(ngx_event_t *ev);
-static void ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob);
 static void ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob,
     ngx_uint_t result, const char *error);
 static void ngx_http_retell_outbox_record(ngx_http_retell_outbox_t *ob);
@@ -92,6 +82,10 @@ static const char  ngx_http_retell_claim_sql[] =
     "         next_attempt_at = now() + $1::bigint * interval '1 ms'"
     "    FROM due WHERE o.id = due.id"
     "  RETURNING o.*"
+    "), waiting AS ("
+    "  SELECT count(*) AS due FROM retell.email_outbox"
+    "   WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+    "     AND attempts < $2::int"
     ")"
     " SELECT o.id, o.lease_token, o.reason,"
     "        array_to_string(o.recipients, ','),"
@@ -111,12 +105,14 @@ static const char  ngx_http_retell_claim_sql[] =
     "              AND COALESCE(c.ended_at, o.created_at)"
     "                  < now() - interval '10 minutes' THEN 'storage'"
     "             WHEN COALESCE(c.ended_at, o.created_at)"
-    "                  < now() - interval '24 hours' THEN 'age' END"
-    "   FROM claimed o"
+    "                  < now() - interval '24 hours' THEN 'age' END,"
+    "        w.due"
+    /* one row even when nothing is claimed: the count for the metrics */
+    "   FROM waiting w LEFT JOIN (claimed o"
     "   JOIN retell.calls c ON c.call_id = o.call_id"
     "   JOIN retell.companies co ON co.id = o.company_id"
     "   JOIN retell.tickets t ON t.id = o.ticket_id"
-    "   LEFT JOIN retell.customers cu ON cu.id = c.customer_id";
+    "   LEFT JOIN retell.customers cu ON cu.id = c.customer_id) ON true";
 
 
 /*
@@ -165,19 +161,6 @@ typedef enum {
 } ngx_http_retell_recorded_column_e;
 
 
-static const char  ngx_http_retell_renew_sql[] =
-    "UPDATE retell.email_outbox"
-    "   SET next_attempt_at = now() + $3::bigint * interval '1 ms'"
-    " WHERE id = $1::bigint AND status = 'sending'"
-    "   AND lease_token = $2::bigint"
-    " RETURNING id";
-
-typedef enum {
-    NGX_HTTP_RETELL_RENEW_ID = 0,           /* $1 */
-    NGX_HTTP_RETELL_RENEW_TOKEN,            /* $2, the fence */
-    NGX_HTTP_RETELL_RENEW_LEASE,            /* $3, ms */
-    NGX_HTTP_RETELL_RENEW_PARAMS
-} ngx_http_retell_renew_param_e;
 
 
 ngx_int_t
@@ -215,14 +198,7 @@ ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
     ob->retry_record.data = ob;
     ob->retry_record.log = cycle->log;
 
-    ob->renew.handler = ngx_http_retell_outbox_renew;
-    ob->renew.data = ob;
-    ob->renew.log = cycle->log;
-    ob->renew.cancelable = 1;     /* the session's own timers hold exit */
-
-    ob->lease_end.handler = ngx_http_retell_outbox_lease_end;
-    ob->lease_end.data = ob;
-    ob->lease_end.log = cycle->log;
+    ngx_http_retell_outbox_lease_init(ob, cycle->log);
 
     /* rows left over from before a restart go out shortly */
     ngx_add_timer(&ob->sweep, 100 + ngx_random() % 400);
@@ -327,7 +303,7 @@ static void
 ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
-    ngx_int_t                          rc;
+    ngx_int_t                          rc, due;
     ngx_http_retell_smtp_t            *s;
     ngx_http_retell_outbox_t          *ob;
     ngx_http_retell_outbox_message_t   message;
@@ -344,8 +320,20 @@ ngx_http_retell_outbox_claimed(ngx_http_retell_pg_op_t *op, PGresult *res,
         return;
     }
 
-    if (PQntuples(res) == 0) {
-        /* nothing due */
+    if (PQntuples(res) != 1) {
+        ngx_http_retell_outbox_finish(ob);
+        return;
+    }
+
+    due = ngx_atoi((u_char *) PQgetvalue(res, 0, NGX_HTTP_RETELL_CLAIM_DUE),
+                   PQgetlength(res, 0, NGX_HTTP_RETELL_CLAIM_DUE));
+
+    if (due != NGX_ERROR) {
+        ngx_http_retell_metrics_outbox_due((ngx_atomic_uint_t) due);
+    }
+
+    if (PQgetisnull(res, 0, NGX_HTTP_RETELL_CLAIM_ID)) {
+        /* nothing due, or only rows other workers are claiming */
         ngx_http_retell_outbox_finish(ob);
         return;
     }
@@ -664,153 +652,6 @@ ngx_http_retell_outbox_fail(ngx_http_retell_outbox_t *ob, ngx_uint_t result,
 }
 
 
-static void
-ngx_http_retell_outbox_renew(ngx_event_t *ev)
-{
-    u_char                    *p;
-    ngx_http_retell_outbox_t  *ob;
-
-    ob = ev->data;
-
-    if (ob->smtp == NULL || ob->smtp->done) {
-        return;
-    }
-
-    p = ngx_pnalloc(ob->pool, NGX_INT64_LEN + 1);
-    if (p == NULL) {
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
-        return;
-    }
-
-    *ngx_sprintf(p, "%M", ob->lease) = '\0';
-
-    ob->renew_values[NGX_HTTP_RETELL_RENEW_ID] = (char *) ob->id.data;
-    ob->renew_values[NGX_HTTP_RETELL_RENEW_TOKEN] = (char *) ob->token.data;
-    ob->renew_values[NGX_HTTP_RETELL_RENEW_LEASE] = (char *) p;
-
-    ngx_memzero(&ob->renew_op, sizeof(ngx_http_retell_pg_op_t));
-
-    ob->renew_op.command = ngx_http_retell_renew_sql;
-    ob->renew_op.nparams = NGX_HTTP_RETELL_RENEW_PARAMS;
-    ob->renew_op.values = ob->renew_values;
-    ob->renew_op.timeout = NGX_HTTP_RETELL_OUTBOX_RENEW(ob);
-    ob->renew_op.handler = ngx_http_retell_outbox_renewed;
-    ob->renew_op.data = ob;
-    ob->renew_op.log = ob->log;
-    ob->renew_op.idempotent = 1;
-
-    ob->renew_sent = ngx_current_msec;
-
-    if (ngx_http_retell_pg_run(ob->rmcf->pool, &ob->renew_op) != NGX_OK) {
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
-        return;
-    }
-
-    ob->renewing = 1;
-}
-
-
-static void
-ngx_http_retell_outbox_renewed(ngx_http_retell_pg_op_t *op, PGresult *res,
-    const char *error)
-{
-    ngx_http_retell_outbox_t  *ob;
-
-    ob = op->data;
-    ob->renewing = 0;
-
-    if (error || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        /* the lease_end timer ends the session if this goes on */
-        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
-                      "retell outbox %V (call \"%V\"): cannot renew the "
-                      "lease: %s", &ob->id, &ob->call_id,
-                      error ? error : PQresultErrorMessage(res));
-
-        ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob) / 4);
-        return;
-    }
-
-    if (PQntuples(res) == 0) {
-        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
-                      "retell outbox %V (call \"%V\"): lease lost while "
-                      "sending", &ob->id, &ob->call_id);
-
-        if (!ob->smtp->committing) {
-            ngx_http_retell_smtp_abort(ob->smtp, "lease lost");
-        }
-
-        return;
-    }
-
-    if (ngx_http_retell_outbox_lease_held(ob) != NGX_OK) {
-        /* renewed too late to hold it for a margin more */
-        ngx_http_retell_outbox_lease_end(&ob->lease_end);
-    }
-}
-
-
-/*
- * The lease is held for one lease from when the claim or the last renewal
- * left: renewed while the session runs, and the session ends a margin
- * before it could run out.  Signed: an answer that took longer than the
- * lease less the margin leaves no time, NGX_DECLINED.
- */
-
-static ngx_int_t
-ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob)
-{
-    ngx_msec_int_t  left;
-
-    left = (ngx_msec_int_t) (ob->lease - NGX_HTTP_RETELL_OUTBOX_MARGIN(ob))
-           - (ngx_msec_int_t) (ngx_current_msec - ob->renew_sent);
-
-    if (left <= 0) {
-        return NGX_DECLINED;
-    }
-
-    ngx_add_timer(&ob->renew, NGX_HTTP_RETELL_OUTBOX_RENEW(ob));
-    ngx_add_timer(&ob->lease_end, (ngx_msec_t) left);
-
-    return NGX_OK;
-}
-
-
-/* the lease could not be renewed in time: end before another takes it */
-
-static void
-ngx_http_retell_outbox_lease_end(ngx_event_t *ev)
-{
-    ngx_http_retell_outbox_t  *ob;
-
-    ob = ev->data;
-
-    if (ob->smtp && !ob->smtp->done) {
-        ngx_log_error(NGX_LOG_WARN, ob->log, 0,
-                      "retell outbox %V (call \"%V\"): the lease could not "
-                      "be renewed, ending the session", &ob->id,
-                      &ob->call_id);
-
-        ngx_http_retell_smtp_abort(ob->smtp, "lease not renewed");
-    }
-}
-
-
-static void
-ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob)
-{
-    if (ob->renew.timer_set) {
-        ngx_del_timer(&ob->renew);
-    }
-
-    if (ob->lease_end.timer_set) {
-        ngx_del_timer(&ob->lease_end);
-    }
-
-    if (ob->renewing) {
-        ngx_http_retell_pg_cancel(&ob->renew_op);
-        ob->renewing = 0;
-    }
-}
 
 
 static void

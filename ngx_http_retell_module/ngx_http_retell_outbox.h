@@ -1,8 +1,9 @@
 
 /*
  * Inside the outbox: the job of a worker (ngx_http_retell_outbox.c:
- * claim, lease, record) and the message made from a claimed row
- * (ngx_http_retell_outbox_mail.c).
+ * claim, send, record), the row's lease while it is sent
+ * (ngx_http_retell_outbox_lease.c) and the message made from a claimed
+ * row (ngx_http_retell_outbox_mail.c).
  */
 
 
@@ -39,6 +40,7 @@ typedef enum {
     NGX_HTTP_RETELL_CLAIM_TRANSCRIPT,
     NGX_HTTP_RETELL_CLAIM_RECORDING_URL,
     NGX_HTTP_RETELL_CLAIM_RECORDING_NOTE,     /* "storage", "age" or NULL */
+    NGX_HTTP_RETELL_CLAIM_DUE,                /* rows due, this one too */
     NGX_HTTP_RETELL_CLAIM_FIELDS
 } ngx_http_retell_claim_field_e;
 
@@ -101,6 +103,17 @@ ngx_int_t ngx_http_retell_outbox_compose(ngx_http_retell_outbox_t *ob,
 ngx_str_t ngx_http_retell_outbox_copy(ngx_pool_t *pool, PGresult *res,
     int field);
 char *ngx_http_retell_outbox_cstr(ngx_pool_t *pool, ngx_str_t *s);
+
+
+/*
+ * === in ngx_http_retell_outbox_lease.c: the row's lease while sending ===
+ * lease_held: renewal and end timers from ob->renew_sent, NGX_DECLINED
+ * when too little of the lease is left to start or go on
+ */
+void ngx_http_retell_outbox_lease_init(ngx_http_retell_outbox_t *ob,
+    ngx_log_t *log);
+ngx_int_t ngx_http_retell_outbox_lease_held(ngx_http_retell_outbox_t *ob);
+void ngx_http_retell_outbox_lease_stop(ngx_http_retell_outbox_t *ob);
 
 
 #endif /* _NGX_HTTP_RETELL_OUTBOX_H_INCLUDED_ */

@@ -189,8 +189,10 @@ sub smtp_start {
     my @args = ('--port', $port, '--dir', "$dir/mail",
                 '--ready-file', "$dir/ready");
     mkdir "$dir/mail";
+    # a 1 is a flag's, but for the options that count
     while (my ($k, $v) = each %opt) {
-        push @args, "--$k", ($v eq '1' ? () : $v);
+        my $counts = $k =~ /^(tempfail-data|delay-data|max-line)$/;
+        push @args, "--$k", ($v eq '1' && !$counts ? () : $v);
     }
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
