@@ -17,14 +17,14 @@ PURE        = ngx_http_retell_module
 UNIT_CFLAGS = -std=gnu99 -O2 -g -Wall -Wextra -Werror -I $(PURE)
 UNIT_TESTS  = build/unit/test_signature build/unit/test_event \
               build/unit/test_policy build/unit/test_phone \
-              build/unit/test_mail
+              build/unit/test_mail build/unit/test_call_inbound
 
 # libFuzzer with ASan and UBSan: Debian's clang (libclang-rt-14-dev holds
 # libFuzzer for clang 14, Debian 12's)
 FUZZ_CC     = clang
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined -Wall -Wextra -Werror -I $(PURE)
-FUZZERS     = event signature phone mail
+FUZZERS     = event signature phone mail call_inbound
 FUZZ_BINS   = $(FUZZERS:%=build/fuzz/fuzz_%)
 FUZZ_TIME       ?= 60
 FUZZ_SMOKE_TIME ?= 10
@@ -51,6 +51,11 @@ build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
                        $(PURE)/ngx_http_retell_event_capture.c \
                        $(PURE)/ngx_http_retell_event_name.c \
                        $(PURE)/ngx_http_retell_json.c
+	@mkdir -p build/unit
+	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
+
+build/unit/test_call_inbound: t/unit/test_call_inbound.c \
+                              $(PURE)/ngx_http_retell_call_inbound.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
@@ -85,6 +90,12 @@ build/fuzz/fuzz_phone: t/fuzz/fuzz_phone.c t/fuzz/fuzz.h \
                       $(PURE)/ngx_http_retell_phone.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+build/fuzz/fuzz_call_inbound: t/fuzz/fuzz_call_inbound.c t/fuzz/fuzz.h \
+                      $(PURE)/ngx_http_retell_call_inbound.c \
+                      $(PURE)/ngx_http_retell_call_inbound.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lyajl
 
 build/fuzz/fuzz_mail: t/fuzz/fuzz_mail.c t/fuzz/fuzz.h t/unit/base64.h \
                      $(PURE)/ngx_http_retell_mail.c \
