@@ -138,6 +138,10 @@ ngx_http_retell_process(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     /* the body is Retell's: its call id and event may be logged */
     ctx->verified = 1;
 
+    if (rlcf->webhook == NGX_HTTP_RETELL_CALL_INBOUND) {
+        return ngx_http_retell_caller_answer(r, ctx);
+    }
+
     ev = &ctx->event;
 
     rc = ngx_http_retell_event_parse(ctx->body.data, ctx->body.len, ev,

@@ -26,7 +26,6 @@
 #define NGX_HTTP_RETELL_BATCH_BUCKETS    6
 #define NGX_HTTP_RETELL_SMTP_BUCKETS     9
 
-#define NGX_HTTP_RETELL_ENDPOINTS        3      /* inbound, outbound, auto */
 #define NGX_HTTP_RETELL_METRICS_SLOTS    64     /* workers, old and new */
 
 
@@ -120,7 +119,7 @@ static const char  *ngx_http_retell_smtp_le[] = {
 };
 
 static const char  *ngx_http_retell_endpoint_names[] = {
-    "auto", "inbound", "outbound"       /* 0: not resolved */
+    "auto", "inbound", "outbound", "call_inbound"   /* 0: not resolved */
 };
 
 static const char  *ngx_http_retell_stmt_names[] = {

@@ -151,6 +151,13 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       offsetof(ngx_http_retell_loc_conf_t, postgres_timeout),
       NULL },
 
+    { ngx_string("retell_call_inbound_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_retell_loc_conf_t, call_inbound_timeout),
+      NULL },
+
     { ngx_string("retell_company"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -354,6 +361,7 @@ ngx_http_retell_create_loc_conf(ngx_conf_t *cf)
 
     rlcf->signature_tolerance = NGX_CONF_UNSET_MSEC;
     rlcf->postgres_timeout = NGX_CONF_UNSET_MSEC;
+    rlcf->call_inbound_timeout = NGX_CONF_UNSET_MSEC;
     rlcf->company = NGX_CONF_UNSET;
     rlcf->failed_call_tickets = NGX_CONF_UNSET;
     rlcf->default_country_code = NGX_CONF_UNSET_UINT;
@@ -382,6 +390,10 @@ ngx_http_retell_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->postgres_timeout,
                               prev->postgres_timeout, 5000);
+
+    /* the caller hears ringing meanwhile: a lookup, not a delivery */
+    ngx_conf_merge_msec_value(conf->call_inbound_timeout,
+                              prev->call_inbound_timeout, 300);
 
     ngx_conf_merge_value(conf->company, prev->company, 0);
     ngx_conf_merge_value(conf->failed_call_tickets,
@@ -460,11 +472,15 @@ ngx_http_retell_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "auto") == 0) {
         rlcf->webhook = NGX_HTTP_RETELL_AUTO;
 
+    } else if (ngx_strcmp(value[1].data, "call_inbound") == 0) {
+        rlcf->webhook = NGX_HTTP_RETELL_CALL_INBOUND;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be \"inbound\", \"outbound\" or "
-                           "\"auto\"", &value[1], &cmd->name);
+                           "it must be \"inbound\", \"outbound\", "
+                           "\"auto\" or \"call_inbound\"",
+                           &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 

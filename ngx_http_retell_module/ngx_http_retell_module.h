@@ -21,9 +21,13 @@
 #include "ngx_http_retell_smtp.h"
 
 
-#define NGX_HTTP_RETELL_INBOUND    1
-#define NGX_HTTP_RETELL_OUTBOUND   2
-#define NGX_HTTP_RETELL_AUTO       3    /* the rules of the call's direction */
+/* endpoints: the metrics' and $retell_endpoint's index, 0 not known */
+#define NGX_HTTP_RETELL_INBOUND       1
+#define NGX_HTTP_RETELL_OUTBOUND      2
+#define NGX_HTTP_RETELL_CALL_INBOUND  3    /* the inbound call webhook */
+#define NGX_HTTP_RETELL_ENDPOINTS     4
+#define NGX_HTTP_RETELL_AUTO          4    /* the rules of the call's
+                                              direction: not an endpoint */
 
 
 typedef struct {
@@ -58,6 +62,7 @@ typedef struct {
     ngx_array_t                *secrets;         /* of ngx_str_t */
     ngx_msec_t                  signature_tolerance;
     ngx_msec_t                  postgres_timeout;
+    ngx_msec_t                  call_inbound_timeout;
     ngx_int_t                   company;         /* 0 when none */
     ngx_uint_t                  default_country_code;
     ngx_flag_t                  failed_call_tickets;
@@ -81,6 +86,8 @@ typedef struct {
     unsigned                    verified:1;      /* the signature passed */
     unsigned                    answered:1;      /* by the database */
     unsigned                    duplicate:1;
+    unsigned                    unrouted:1;      /* call_inbound: no company */
+    unsigned                    failed_open:1;   /* call_inbound: no lookup */
 } ngx_http_retell_ctx_t;
 
 
@@ -135,6 +142,10 @@ ngx_int_t ngx_http_retell_outbox_init(ngx_cycle_t *cycle,
     ngx_http_retell_main_conf_t *rmcf);
 void ngx_http_retell_outbox_kick(void);
 ngx_int_t ngx_http_retell_store_apply(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
+
+/* ngx_http_retell_caller.c: the inbound call webhook, after the signature */
+ngx_int_t ngx_http_retell_caller_answer(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx);
 
 

@@ -81,6 +81,7 @@ struct ngx_http_retell_pg_op_s {
     unsigned                        timed_out:1;
     unsigned                        retried:1;
     unsigned                        idempotent:1;  /* safe to send twice */
+    unsigned                        urgent:1;   /* ahead of the queue */
 
     /*
      * may share a statement and a transaction with others of the same

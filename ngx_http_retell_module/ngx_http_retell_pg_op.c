@@ -37,7 +37,15 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
     ngx_http_retell_pg_arm(op);
 
-    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    /* a caller waits on the phone for an urgent op, not a retry */
+
+    if (op->urgent) {
+        ngx_queue_insert_head(&pool->waiting, &op->queue);
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    }
+
     op->waiting = 1;
     pool->nwaiting++;
 

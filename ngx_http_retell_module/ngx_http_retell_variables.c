@@ -214,6 +214,9 @@ ngx_http_retell_var_endpoint(ngx_http_request_t *r,
     if (endpoint == NGX_HTTP_RETELL_OUTBOUND) {
         ngx_str_set(value, "outbound");
 
+    } else if (endpoint == NGX_HTTP_RETELL_CALL_INBOUND) {
+        ngx_str_set(value, "call_inbound");
+
     } else {
         ngx_str_set(value, "inbound");
     }
@@ -305,6 +308,15 @@ ngx_http_retell_outcome(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     switch (status) {
 
     case NGX_HTTP_OK:
+        if (ctx->failed_open) {
+            /* the inbound call webhook answered without the database */
+            return NGX_HTTP_RETELL_OUTCOME_UNAVAILABLE;
+        }
+
+        if (ctx->unrouted) {
+            return NGX_HTTP_RETELL_OUTCOME_UNROUTED;
+        }
+
         return ctx->duplicate ? NGX_HTTP_RETELL_OUTCOME_DUPLICATE
                               : NGX_HTTP_RETELL_OUTCOME_APPLIED;
 

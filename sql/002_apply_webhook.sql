@@ -168,7 +168,18 @@ BEGIN
         RETURN;
     END IF;
 
-    IF p_phone_e164 IS NOT NULL THEN
+    -- the caller the inbound call webhook found (sql/005): its answer's
+    -- metadata comes back with every event of the call, so the call is
+    -- that customer's without a second match by phone, if still of this
+    -- company; the phone stays the fallback
+    IF p_metadata ->> 'retell_customer_id' ~ '^[0-9]{1,18}$' THEN
+        SELECT cu.id INTO v_customer
+          FROM retell.customers cu
+         WHERE cu.id = (p_metadata ->> 'retell_customer_id')::bigint
+           AND cu.company_id = v_company;
+    END IF;
+
+    IF v_customer IS NULL AND p_phone_e164 IS NOT NULL THEN
         INSERT INTO retell.customers AS cu
                (company_id, phone_e164, phone_raw, phone_display, name)
         VALUES (v_company, p_phone_e164, p_phone_raw, p_phone_display,

@@ -71,7 +71,8 @@ sub reset_db {
     my $db = dbh();
     $db->do('TRUNCATE retell.email_outbox, retell.webhook_events,
                       retell.tickets, retell.calls, retell.customers,
-                      retell.agents, retell.companies RESTART IDENTITY');
+                      retell.agents, retell.company_numbers,
+                      retell.companies RESTART IDENTITY');
     $db->do(q{INSERT INTO retell.companies
                   (id, name, email_notifications_enabled, email_recipients)
               VALUES (1, 'Parkview', true,
