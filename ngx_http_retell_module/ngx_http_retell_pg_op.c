@@ -21,6 +21,9 @@ ngx_int_t
 ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op)
 {
+    ngx_queue_t              *q;
+    ngx_http_retell_pg_op_t  *ahead;
+
     if (pool->closed) {
         return NGX_DECLINED;
     }
@@ -37,10 +40,26 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
     ngx_http_retell_pg_arm(op);
 
-    /* a caller waits on the phone for an urgent op, not a retry */
+    /*
+     * a caller waits on the phone for an urgent op, not a retry: ahead of
+     * the others, behind the urgent ones already waiting (first come,
+     * first served among them, or the oldest would run out of budget)
+     */
 
     if (op->urgent) {
-        ngx_queue_insert_head(&pool->waiting, &op->queue);
+        for (q = ngx_queue_head(&pool->waiting);
+             q != ngx_queue_sentinel(&pool->waiting);
+             q = ngx_queue_next(q))
+        {
+            ahead = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
+
+            if (!ahead->urgent) {
+                break;
+            }
+        }
+
+        /* before q: the tail of a list that q would head */
+        ngx_queue_insert_tail(q, &op->queue);
 
     } else {
         ngx_queue_insert_tail(&pool->waiting, &op->queue);
