@@ -9,6 +9,8 @@
 #   make fuzz   the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 #               (default 60); make fuzz-smoke: the corpus replay and
 #               FUZZ_SMOKE_TIME seconds each (default 10)
+#   make deb    the Debian package libnginx-mod-http-retell into build/deb/
+#               (tools/build-deb; docs/operations.md, "The Debian package")
 
 MODULE      = build/nginx/objs/ngx_http_retell_module.so
 SOURCES     = config $(wildcard ngx_http_retell_module/*.[ch])
@@ -30,7 +32,7 @@ FUZZ_TIME       ?= 60
 FUZZ_SMOKE_TIME ?= 10
 
 .PHONY: all deps module unit test test-asan run stop bench clean \
-        fuzz fuzz-smoke fuzz-build fuzz-deps
+        fuzz fuzz-smoke fuzz-build fuzz-deps deb deb-deps
 
 all: module
 
@@ -130,6 +132,22 @@ fuzz: fuzz-build
 # among it) or within the few seconds after fails
 fuzz-smoke: fuzz-build
 	t/fuzz/run --smoke $(FUZZ_SMOKE_TIME) $(FUZZERS)
+
+# what the package is made of; the .deb is rebuilt when one changes
+DEB_INPUTS  = $(SOURCES) $(wildcard debian/* debian/*/* sql/*.sql tools/* \
+                                    conf/* docs/*.md) README.md
+
+# dpkg-buildpackage and debhelper, nginx-dev's dh-sequence-nginx (in
+# install-deps' list already), lintian for t/090-deb.t
+deb-deps:
+	@tools/install-deps dpkg-dev debhelper lintian
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory build/deb/stamp
+
+build/deb/stamp: $(DEB_INPUTS)
+	tools/build-deb
+	@touch $@
 
 run: deps
 	$(MAKE) module
