@@ -137,10 +137,11 @@ fuzz-smoke: fuzz-build
 DEB_INPUTS  = $(SOURCES) $(wildcard debian/* debian/*/* sql/*.sql tools/* \
                                     conf/* docs/*.md) README.md
 
-# dpkg-buildpackage and debhelper, nginx-dev's dh-sequence-nginx (in
-# install-deps' list already), lintian for t/090-deb.t
+# dpkg-buildpackage (it requires build-essential) and debhelper; lintian
+# for t/090-deb.t; nginx-dev (dh-sequence-nginx) and the libraries are in
+# install-deps' own list
 deb-deps:
-	@tools/install-deps dpkg-dev debhelper lintian
+	@tools/install-deps build-essential dpkg-dev debhelper lintian
 
 deb: deb-deps
 	@$(MAKE) --no-print-directory build/deb/stamp
