@@ -110,6 +110,10 @@ SKIP: {
     my ($ok, $t) = nginx_t($conf);
     ok($ok, 'nginx -t on a configuration that uses the module') or diag($t);
 
+    ($ok, $t) = nginx_t(example_conf());
+    ok($ok, 'nginx -t on the example configuration (its files made up)')
+        or diag($t);
+
     migrations();
 
     ($rc, $log) = dpkg('--remove', $pkg);
@@ -176,6 +180,27 @@ http {
     }
 }
 _EOC_
+    close $fh;
+    return $dir;
+}
+
+# examples/retell-webhooks.conf in an http block, with its key, its
+# certificate and the rate limit in a temp dir instead of /etc
+sub example_conf {
+    my $dir = tempdir(CLEANUP => 1);
+    system("cp $doc/examples/retell-rate-limit.conf $dir && echo k > $dir/retell.key"
+           . " && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=hooks"
+           . " -days 1 -keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
+        or die 'cannot make the example files';
+    open my $in, '<', "$doc/examples/retell-webhooks.conf" or die $!;
+    my $example = do { local $/; <$in> };
+    $example =~ s{/etc/nginx/}{$dir/}g;
+    $example =~ s{/etc/ssl/certs/\S+;}{$dir/cert.pem;};
+    $example =~ s{/etc/ssl/private/\S+;}{$dir/key.pem;};
+    $example =~ s{listen 443 }{listen 127.0.0.1:1 };
+    open my $fh, '>', "$dir/nginx.conf" or die $!;
+    print $fh "include /etc/nginx/modules-enabled/*.conf;\n"
+        . "pid $dir/nginx.pid;\nevents {}\nhttp {\n$example}\n";
     close $fh;
     return $dir;
 }
