@@ -9,6 +9,8 @@
 #   make fuzz   the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 #               (default 60); make fuzz-smoke: the corpus replay and
 #               FUZZ_SMOKE_TIME seconds each (default 10)
+#   make deb    the Debian package libnginx-mod-http-retell into build/deb/
+#               (tools/build-deb; docs/operations.md, "The Debian package")
 
 MODULE      = build/nginx/objs/ngx_http_retell_module.so
 SOURCES     = config $(wildcard ngx_http_retell_module/*.[ch])
@@ -30,7 +32,7 @@ FUZZ_TIME       ?= 60
 FUZZ_SMOKE_TIME ?= 10
 
 .PHONY: all deps module unit test test-asan run stop bench clean \
-        fuzz fuzz-smoke fuzz-build fuzz-deps
+        fuzz fuzz-smoke fuzz-build fuzz-deps deb deb-deps
 
 all: module
 
@@ -141,6 +143,23 @@ fuzz: fuzz-build
 # among it) or within the few seconds after fails
 fuzz-smoke: fuzz-build
 	t/fuzz/run --smoke $(FUZZ_SMOKE_TIME) $(FUZZERS)
+
+# what the package is made of; the .deb is rebuilt when one changes
+DEB_INPUTS  = $(SOURCES) $(wildcard debian/* debian/*/* sql/*.sql tools/* \
+                                    conf/* docs/*.md) README.md
+
+# dpkg-buildpackage (it requires build-essential) and debhelper; lintian
+# for t/090-deb.t; nginx-dev (dh-sequence-nginx) and the libraries are in
+# install-deps' own list
+deb-deps:
+	@tools/install-deps build-essential dpkg-dev debhelper lintian
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory build/deb/stamp
+
+build/deb/stamp: $(DEB_INPUTS)
+	tools/build-deb
+	@touch $@
 
 run: deps
 	$(MAKE) module
