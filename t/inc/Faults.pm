@@ -195,6 +195,7 @@ sub first_line_pid {
 
 # the IPv4 TCP sockets of this host, not listening ones:
 # [{ local => port, remote => port, state => 'hex', rx => queued bytes }]
+# (state '01' established, '06' TIME_WAIT, as in /proc/net/tcp)
 # for tests that wait for a packet to arrive where nothing logs it
 sub tcp_sockets {
     my @out;
