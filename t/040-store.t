@@ -1,5 +1,7 @@
 # Deliveries applied to PostgreSQL (SPEC sections 4 and 5): customers,
-# calls, tickets, webhook_events and email_outbox rows, checked with DBI.
+# calls, tickets, webhook_events and email_outbox rows, checked with DBI:
+# as data in "--- db_rows" (t/inc/Retell.pm, check_db_rows) where a
+# query and its rows say it, in "--- db_check" where it takes a program.
 use lib 't/inc';
 use Test::Nginx::Socket 'no_plan';
 use Retell;
@@ -125,10 +127,18 @@ like(block_log(), qr/\[warn\] .*retell call "call_5c1f2b7e8a9d4e0fb3c6a1d2e4f506
 [200, 200]
 --- response_body_like eval
 [ qr/"ticket_status":"new"/, qr/"ticket_status":"closed","email":"none"/ ]
---- db_check
-is(db_value('SELECT status FROM retell.tickets'), 'closed', "$name: closed");
-is(db_value('SELECT action_required::text FROM retell.calls'), 'false', "$name: fact");
-is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
+--- db_rows
+# closed
+SELECT status FROM retell.tickets;
+closed
+
+# fact
+SELECT action_required::text FROM retell.calls;
+false
+
+# no email
+SELECT count(*) FROM retell.email_outbox;
+0
 
 
 
@@ -149,13 +159,20 @@ is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
   qr/"ticket_status":"contacted"/,
   qr/"ticket_status":"contacted"/,
   qr/"ticket_status":"new"/ ]
+--- db_rows
+# statuses
+SELECT call_id, status FROM retell.tickets ORDER BY call_id;
+c1 | contacted
+c2 | contacted
+n1 | new
+q1 | qualified
+q2 | qualified
+r1 | resolved
+
+# no email
+SELECT count(*) FROM retell.email_outbox;
+0
 --- db_check
-is_deeply(db_rows('SELECT call_id, status FROM retell.tickets ORDER BY call_id'),
-          [ { call_id => 'c1', status => 'contacted' }, { call_id => 'c2', status => 'contacted' },
-            { call_id => 'n1', status => 'new' }, { call_id => 'q1', status => 'qualified' },
-            { call_id => 'q2', status => 'qualified' }, { call_id => 'r1', status => 'resolved' } ],
-          "$name: statuses");
-is(db_value('SELECT count(*) FROM retell.email_outbox'), 0, "$name: no email");
 like(block_log(), qr/\[info\] .*retell call "c2": action_required is neither true nor false, treated as absent/, "$name: unusable value logged");
 
 
@@ -168,10 +185,18 @@ like(block_log(), qr/\[info\] .*retell call "c2": action_required is neither tru
 [200, 200]
 --- response_body_like eval
 [ qr/"ticket_status":"new","email":"queued"/, qr/"ticket_status":"new","email":"queued"/ ]
---- db_check
-is(db_value('SELECT reason FROM retell.email_outbox'), 'call_transfer', "$name: reason");
-is(db_value('SELECT count(*) FROM retell.email_outbox'), 1, "$name: one email");
-is(db_value('SELECT transfer_destination FROM retell.calls'), '+14155550111', "$name: destination");
+--- db_rows
+# reason
+SELECT reason FROM retell.email_outbox;
+call_transfer
+
+# one email
+SELECT count(*) FROM retell.email_outbox;
+1
+
+# destination
+SELECT transfer_destination FROM retell.calls;
++14155550111
 
 
 
@@ -237,11 +262,22 @@ is(db_value('SELECT customer_phone_display FROM retell.call_records'), 'anonymou
   [ '/out', ::B('call_analyzed', 'call_0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b', outbound => 1, to_number => '650.555.0172', disconnection_reason => 'dial_no_answer', call_status => 'not_connected', call_analysis => { in_voicemail => JSON::PP::false(), call_successful => JSON::PP::false() }) ] ]
 --- error_code eval
 [200, 200]
---- db_check
-is(db_value('SELECT count(*) FROM retell.calls'), 1, "$name: one call");
-is(db_value('SELECT status FROM retell.tickets'), 'closed', "$name: closed");
-is(db_value('SELECT count(*) FROM retell.customers'), 1, "$name: one customer");
-ok(db_value('SELECT analyzed FROM retell.calls'), "$name: analyzed");
+--- db_rows
+# one call
+SELECT count(*) FROM retell.calls;
+1
+
+# closed
+SELECT status FROM retell.tickets;
+closed
+
+# one customer
+SELECT count(*) FROM retell.customers;
+1
+
+# analyzed
+SELECT analyzed::text FROM retell.calls;
+true
 
 
 
@@ -416,10 +452,14 @@ retell_default_country_code 44;
   [ '/in', ::B('call_started', 'us1', from_number => '+1 415 555 0134') ] ]
 --- error_code eval
 [200, 200]
---- db_check
-my %cu = map { $_->{phone_raw} => $_ } @{ db_rows('SELECT * FROM retell.customers') };
-is($cu{'020 7946 0321'}{phone_e164}, '+442079460321', "$name: national under 44");
-is($cu{'+1 415 555 0134'}{phone_display}, '+1 415-555-0134', "$name: +1 shown internationally");
+--- db_rows
+# national under 44
+SELECT phone_e164 FROM retell.customers WHERE phone_raw = '020 7946 0321';
++442079460321
+
+# +1 shown internationally
+SELECT phone_display FROM retell.customers WHERE phone_raw = '+1 415 555 0134';
++1 415-555-0134
 
 
 

@@ -1,5 +1,7 @@
 # Email delivery (SPEC section 7) through a real SMTP server (t/smtp-sink,
-# aiosmtpd), with messages parsed back by Python's email package.
+# aiosmtpd), with messages parsed back by Python's email package.  Its
+# TESTs 12 and 13, other nginx instances started and reloaded, are
+# programs: t/061-smtp-instances.t.
 use lib 't/inc';
 use Test::Nginx::Socket 'no_plan';
 use Retell;
@@ -280,63 +282,6 @@ like($m->{raw_header}, qr/^Subject: =\?UTF-8\?[BQ]\?/mi, "$name: RFC 2047 encode
 like($m->{body}, qr/R\x{e9}sum\x{e9}: caf\x{e9} \x{2615} au 3\x{e8}me \x{e9}tage/, "$name: summary");
 like($m->{body}, qr/^ville: Z\x{fc}rich$/m, "$name: business data");
 is($m->{cte}, 'quoted-printable', "$name: a safe transfer encoding");
-
-
-
-=== TEST 12: two nginx instances on one database send 200 queued rows, each exactly once
---- http_config eval
-Retell::pg_http_config()
---- smtp_sink eval
-{}
---- request
-GET /fast
---- config
-location = /fast { return 204; }
---- error_code: 204
---- db_check
-# both running before the rows appear, so both race for them
-my @n = map { Retell::nginx_start(port => $Retell::SMTP_PORT + 10 + $_, http => Retell::smtp_http_config()) } 1 .. 2;
-Retell::queue_rows(200);
-my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 200 ? $m : undef }, 60);
-is(scalar @{ $msgs || [] }, 200, "$name: 200 messages");
-Retell::nginx_stop($_) for @n;
-my %ids;
-for my $e (@{ smtp_messages($::mail) }) {
-    open my $fh, '<', $e->{eml} or next;
-    local $/;
-    my ($id) = <$fh> =~ /^Message-ID: <retell-outbox-(\d+)\./mi;
-    $ids{$id}++;
-}
-is(scalar keys %ids, 200, "$name: every row delivered");
-is(scalar(grep { $_ != 1 } values %ids), 0, "$name: none twice");
-is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent' AND attempts = 1}), 200, "$name: every row sent, at the first attempt");
-my @sent = map { scalar(() = ::slurp("$_->{dir}/logs/error.log") =~ /retell outbox \d+ .*: sent to/g) } @n;
-ok($sent[0] > 0 && $sent[1] > 0, "$name: both instances took part (@sent)");
-
-
-
-=== TEST 13: a reload during delivery loses nothing and sends nothing twice
---- http_config eval
-Retell::pg_http_config()
---- smtp_sink eval
-{ 'delay-data' => '0.1' }
---- request
-GET /fast
---- config
-location = /fast { return 204; }
---- error_code: 204
---- db_check
-Retell::queue_rows(30);
-my $n = Retell::nginx_start(port => $Retell::SMTP_PORT + 20, http => Retell::smtp_http_config());
-ok(wait_for(sub { @{ smtp_messages($::mail) } >= 3 }), "$name: delivery under way");
-Retell::nginx_signal($n, 'reload');
-my $msgs = wait_for(sub { my $m = smtp_messages($::mail); @$m >= 30 ? $m : undef }, 60);
-is(scalar @{ $msgs || [] }, 30, "$name: all 30 delivered");
-ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == 30 }), "$name: all recorded sent")
-    or diag Test::More::explain(db_rows(q{SELECT id, status, attempts, last_error FROM retell.email_outbox WHERE status <> 'sent'}));
-is(db_value(q{SELECT count(*) FROM retell.email_outbox WHERE attempts > 1}), 0, "$name: none sent twice");
-Retell::nginx_stop($n);
-like(::slurp("$n->{dir}/logs/error.log"), qr/reconfiguring/, "$name: the reload happened");
 
 
 

@@ -28,7 +28,7 @@ our @EXPORT = qw(proxy_start proxy_cmd proxy_stop proxy_conninfo
                  proxy_http_config
                  blackhole_start blackhole_stop
                  nginx_pids pg_pids pg_kill9 pg_start_timed pg_backend_pids
-                 pid_alive children_of);
+                 pid_alive children_of tcp_sockets);
 
 my $owner = $$;     # END cleans up in this process only, not in forks
 my ($pg_port) = $Retell::PG =~ /port=(\d+)/;
@@ -151,7 +151,7 @@ END {
     }
 }
 
-# -- processes, from /proc
+# -- processes and sockets, from /proc
 
 sub slurp {
     my ($path) = @_;
@@ -191,6 +191,22 @@ sub first_line_pid {
     my ($file) = @_;
     my ($pid) = slurp($file) =~ /\A\s*(\d+)/;
     return $pid && pid_alive($pid) ? $pid : undef;
+}
+
+# the IPv4 TCP sockets of this host, not listening ones:
+# [{ local => port, remote => port, state => 'hex', rx => queued bytes }]
+# (state '01' established, '06' TIME_WAIT, as in /proc/net/tcp)
+# for tests that wait for a packet to arrive where nothing logs it
+sub tcp_sockets {
+    my @out;
+    open my $in, '<', '/proc/net/tcp' or return;
+    while (<$in>) {
+        /^\s*\d+:\s+[0-9A-F]+:([0-9A-F]{4})\s+[0-9A-F]+:([0-9A-F]{4})\s+([0-9A-F]{2})\s+[0-9A-F]+:([0-9A-F]+)/
+            or next;
+        next if $3 eq '0A';
+        push @out, { local => hex $1, remote => hex $2, state => $3, rx => hex $4 };
+    }
+    return @out;
 }
 
 # (master, workers...) of the test nginx; () when it is not running

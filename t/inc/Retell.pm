@@ -306,17 +306,57 @@ sub deliveries_to_requests {
         [ map { my ($p, $b, %o) = @$_; signed_headers($b, %o) } @$d ]);
 }
 
-# For add_response_body_check: runs a block's "--- db_check" Perl code
-# once its last request is answered, with $::body the last answer.
+# For add_response_body_check: once a block's last request is answered,
+# checks its "--- db_rows" (data) and runs its "--- db_check" Perl code,
+# with $::body the last answer.
 sub db_check_hook {
     my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
-    my $code = $block->db_check or return;
+    my $rows = $block->db_rows;
+    my $code = $block->db_check;
+    return unless defined $rows || defined $code;
     my $n = ref $block->request ? scalar @{ $block->request } : 1;
     return if $dry_run || $req_idx != $n - 1;
+    check_db_rows($block->name, $rows) if defined $rows;
+    return unless defined $code;
     local $::body = $body;
     local $::name = $block->name;
     eval "package main; no strict; $code; 1"
         or Test::More::fail($block->name . " - db_check died: $@");
+}
+
+# A block's "--- db_rows": what the database holds once its deliveries are
+# answered, as queries and the rows each must return, one assertion per
+# query.  Queries are separated by blank lines; a query's text runs to its
+# line ending in ";", its rows follow, one a line, columns joined by " | ",
+# NULL as "NULL" (no line: no row).  A "# " line before a query names it.
+#
+#   --- db_rows
+#   # closed, no email
+#   SELECT status FROM retell.tickets;
+#   closed
+#
+#   SELECT call_id, status FROM retell.tickets ORDER BY call_id;
+#   c1 | contacted
+#   n1 | new
+sub check_db_rows {
+    my ($name, $text) = @_;
+    for my $group (split /\n\s*\n/, $text) {
+        my @lines = grep { /\S/ } split /\n/, $group;
+        next unless @lines;
+        my $label = $lines[0] =~ s/^#\s*// ? shift @lines : undef;
+        my @sql;
+        while (@lines) {
+            my $l = shift @lines;
+            push @sql, $l;
+            last if $l =~ /;\s*$/;
+        }
+        my $sql = join "\n", @sql;
+        $sql =~ s/;\s*$//;
+        my $got = dbh()->selectall_arrayref($sql);
+        my $want = join "\n", map { s/\s+$//r } @lines;
+        Test::More::is(join("\n", map { join ' | ', map { $_ // 'NULL' } @$_ } @$got), $want,
+                       "$name - db_rows: " . ($label // $sql =~ s/\s+/ /gr));
+    }
 }
 
 # a plain GET, timed
