@@ -61,7 +61,8 @@ my $preprocess = db_block_preprocessor(
         webhook_locations()
         . $ci->('/ci', 'retell_call_inbound_timeout 300ms;')
         . $ci->('/ci_fallback', 'retell_company 3;')
-        . $ci->('/ci_small', 'client_max_body_size 10;');
+        . $ci->('/ci_small', 'client_max_body_size 10;')
+        . "location = /metrics { retell_metrics; }\n";
     },
     each => sub {
         my ($block) = @_;
@@ -488,3 +489,22 @@ ok($dana && $dana > 2, "$name: the phone's customer made for the others");
 is(db_value(q{SELECT customer_id FROM retell.calls WHERE call_id = 'call_other'}), $dana, "$name: another company's customer: by phone");
 is(db_value(q{SELECT customer_id FROM retell.calls WHERE call_id = 'call_odd'}), $dana, "$name: not an id: by phone");
 is(db_value(q{SELECT count(*) FROM retell.customers}), 3, "$name: no customer made for the linked call");
+
+
+
+=== TEST 20: the metrics count the endpoint as call_inbound, each answer by its outcome
+--- request eval
+[ "POST /ci\n" . ::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5'),
+  "POST /ci\n" . ::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5', from_number => '+14155559999'),
+  "POST /ci\n" . ::CI(agent_id => 'agent_nowhere', to_number => '+14155557777'),
+  "GET /metrics" ]
+--- more_headers eval
+[ Retell::signed_headers(::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5')),
+  Retell::signed_headers(::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5', from_number => '+14155559999')),
+  Retell::signed_headers(::CI(agent_id => 'agent_nowhere', to_number => '+14155557777')),
+  "" ]
+--- error_code eval
+[200, 200, 200, 200]
+--- response_body_like eval
+[ qr/"customer_known":"false"/, qr/"customer_known":"false"/, qr/^\{"call_inbound":\{"dynamic_variables":\{\}\}\}$/,
+  qr/retell_webhook_requests_total\{endpoint="call_inbound",outcome="applied"\} 2\n(?s:.*)retell_webhook_requests_total\{endpoint="call_inbound",outcome="unrouted"\} 1\n(?s:.*)retell_webhook_request_duration_seconds_count\{endpoint="call_inbound"\} 3\n/ ]
