@@ -96,7 +96,6 @@ static ngx_int_t ngx_http_retell_caller_send(ngx_http_request_t *r,
     ngx_http_retell_caller_pair_t *vars, ngx_uint_t nvars, PGresult *res);
 static ngx_int_t ngx_http_retell_caller_fail_open(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx, const char *why);
-static void ngx_http_retell_caller_cleanup(void *data);
 static const char *ngx_http_retell_caller_e164(ngx_pool_t *pool,
     const char *raw, ngx_uint_t default_cc);
 static ngx_int_t ngx_http_retell_caller_copy(ngx_pool_t *pool, ngx_str_t *to,
@@ -112,13 +111,10 @@ ngx_http_retell_caller_answer(ngx_http_request_t *r,
     u_char                          *company;
     ngx_int_t                        run;
     const char                     **v;
-    ngx_http_cleanup_t              *cln;
     ngx_http_retell_pg_op_t         *op;
     ngx_http_retell_loc_conf_t      *rlcf;
-    ngx_http_retell_main_conf_t     *rmcf;
     ngx_http_retell_call_inbound_t  *ci;
 
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_retell_module);
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
 
     ci = ngx_palloc(r->pool, sizeof(ngx_http_retell_call_inbound_t));
@@ -195,23 +191,15 @@ ngx_http_retell_caller_answer(ngx_http_request_t *r,
     op->urgent = 1;
     op->named = 1;
 
-    cln = ngx_http_cleanup_add(r, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_retell_caller_cleanup;
-    cln->data = ctx;
-
-    ctx->running = 1;
-
-    run = ngx_http_retell_pg_run(rmcf->pool, op);
+    run = ngx_http_retell_run(r, ctx);
 
     if (run == NGX_OK) {
         return NGX_DONE;
     }
 
-    ctx->running = 0;
+    if (run == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_retell_caller_fail_open(r, ctx,
                                             run == NGX_DECLINED
@@ -409,20 +397,6 @@ ngx_http_retell_caller_fail_open(ngx_http_request_t *r,
     ctx->failed_open = 1;
 
     return ngx_http_retell_caller_send(r, NULL, 0, NULL);
-}
-
-
-static void
-ngx_http_retell_caller_cleanup(void *data)
-{
-    ngx_http_retell_ctx_t  *ctx = data;
-
-    /* the client went away first: the statement goes on without it */
-
-    if (ctx->running) {
-        ngx_http_retell_pg_cancel(&ctx->op);
-        ctx->running = 0;
-    }
 }
 
 

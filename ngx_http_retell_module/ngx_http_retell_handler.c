@@ -24,6 +24,7 @@ static ngx_table_elt_t *ngx_http_retell_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_table_elt_t *after);
 static ngx_uint_t ngx_http_retell_error_page(ngx_http_request_t *r,
     ngx_uint_t status);
+static void ngx_http_retell_run_cleanup(void *data);
 
 
 static ngx_str_t  ngx_http_retell_signature_header =
@@ -490,4 +491,58 @@ ngx_http_retell_error_page(ngx_http_request_t *r, ngx_uint_t status)
     }
 
     return 0;
+}
+
+
+/*
+ * ctx->op to this worker's pool, the request's one statement (a delivery
+ * or a lookup): NGX_OK, its handler finalizes the request; NGX_DECLINED,
+ * the worker exits; NGX_BUSY, the wait queue is full; NGX_ERROR
+ */
+
+ngx_int_t
+ngx_http_retell_run(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_http_cleanup_t           *cln;
+    ngx_http_retell_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_retell_module);
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_retell_run_cleanup;
+    cln->data = ctx;
+
+    /*
+     * running is set first: once the pool has the op, the request may be
+     * finalized (from an event) at any time, and ctx must not be touched
+     */
+
+    ctx->running = 1;
+
+    rc = ngx_http_retell_pg_run(rmcf->pool, &ctx->op);
+
+    if (rc != NGX_OK) {
+        ctx->running = 0;
+    }
+
+    return rc;
+}
+
+
+/* the request ends before its statement: the pool must forget it */
+
+static void
+ngx_http_retell_run_cleanup(void *data)
+{
+    ngx_http_retell_ctx_t  *ctx = data;
+
+    if (ctx->running) {
+        ngx_http_retell_pg_cancel(&ctx->op);
+        ctx->running = 0;
+    }
 }

@@ -144,6 +144,10 @@ void ngx_http_retell_outbox_kick(void);
 ngx_int_t ngx_http_retell_store_apply(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx);
 
+/* ngx_http_retell_handler.c: the request's statement to the pool */
+ngx_int_t ngx_http_retell_run(ngx_http_request_t *r,
+    ngx_http_retell_ctx_t *ctx);
+
 /* ngx_http_retell_caller.c: the inbound call webhook, after the signature */
 ngx_int_t ngx_http_retell_caller_answer(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx);

@@ -145,7 +145,6 @@ static ngx_int_t ngx_http_retell_store_answer(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx, PGresult *res);
 static ngx_int_t ngx_http_retell_send_unavailable(ngx_http_request_t *r,
     const char *message);
-static void ngx_http_retell_store_cleanup(void *data);
 static void ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op);
 static char *ngx_http_retell_int_param(ngx_pool_t *pool,
     ngx_http_retell_int_t *n);
@@ -192,16 +191,13 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     ngx_int_t                             rc;
     ngx_uint_t                            outbound, call_outbound;
     const char                          **v;
-    ngx_http_cleanup_t                   *cln;
     ngx_http_retell_str_t                *raw;
     ngx_http_retell_event_t              *ev;
     ngx_http_retell_phone_t              *phone;
     ngx_http_retell_pg_op_t              *op;
     ngx_http_retell_loc_conf_t           *rlcf;
-    ngx_http_retell_main_conf_t          *rmcf;
     const ngx_http_retell_event_param_t  *f;
 
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_retell_module);
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
 
     ev = &ctx->event;
@@ -314,28 +310,15 @@ ngx_http_retell_store_apply(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
     op->batchable = 1;
     op->named = 1;
 
-    cln = ngx_http_cleanup_add(r, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_retell_store_cleanup;
-    cln->data = ctx;
-
-    /*
-     * running is set first: once the pool has the op, the request may be
-     * finalized (from an event) at any time, and ctx must not be touched
-     */
-
-    ctx->running = 1;
-
-    rc = ngx_http_retell_pg_run(rmcf->pool, op);
+    rc = ngx_http_retell_run(r, ctx);
 
     if (rc == NGX_OK) {
         return NGX_DONE;
     }
 
-    ctx->running = 0;
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -545,20 +528,6 @@ ngx_http_retell_store_budget(ngx_http_retell_pg_op_t *op)
     v[NGX_HTTP_RETELL_P_LOCK_WAIT_MS] = op->batch
                                         ? NGX_HTTP_RETELL_BATCH_LOCK_WAIT
                                         : NULL;
-}
-
-
-/* the request ends before its command: the pool must forget it */
-
-static void
-ngx_http_retell_store_cleanup(void *data)
-{
-    ngx_http_retell_ctx_t  *ctx = data;
-
-    if (ctx->running) {
-        ngx_http_retell_pg_cancel(&ctx->op);
-        ctx->running = 0;
-    }
 }
 
 
