@@ -1,4 +1,5 @@
-# The inbound call webhook's lookup and the pool's wait queue (issue 21):
+# The inbound call webhook's lookup and the pool's wait queue (issue 21),
+# and PostgreSQL stopped under it:
 # a caller hears ringing while the lookup waits, so it goes ahead of the
 # deliveries waiting for a connection (they can wait: Retell retries
 # them), and lookups among themselves are first come, first served (each
@@ -36,6 +37,7 @@ sub prio_block {
           config => Retell::webhook_locations()
                     . "location = /ci { retell_webhook call_inbound; retell_webhook_secret $Retell::SECRET;"
                     . " retell_call_inbound_timeout 2s; }\n"
+                    . "location = /ci_300 { retell_webhook call_inbound; retell_webhook_secret $Retell::SECRET; }\n"
                     . "location = /fast { return 200 \"fast\\n\"; }\n",
           test => $test);
 }
@@ -115,6 +117,25 @@ prio_block('TEST 2: lookups among themselves first come, first served, all ahead
     is((post_finish($queued))[0], 200, "$name: the queued delivery applied");
     is_deeply([ ran() ], [ 'call_prio_held', '+14155551001', '+14155551002', '+14155551003', 'call_prio_queued' ],
               "$name: the order");
+});
+
+prio_block('TEST 3: PostgreSQL stopped under the pool: 200 with no variables within the budget (0.3 s), logged at warn; answered from the database again once it is back', sub {
+    my $name = shift;
+    my ($s, $b) = post('/ci', CI('+14155550134'));
+    like($b, qr/"customer_known":"false"/, "$name: answered while PostgreSQL runs");
+    Retell::pg_stop();
+    # the default budget, 300 ms: the pool tries to connect meanwhile
+    my $t0 = time;
+    ($s, $b) = post('/ci_300', CI('+14155550134'));
+    my $took = time - $t0;
+    is($s, 200, "$name: 200 with PostgreSQL stopped");
+    is($b, qq{{"call_inbound":{"dynamic_variables":{}}}\n}, "$name: no variables");
+    cmp_ok($took, '<', 1, "$name: within the 300 ms budget, and a margin (took $took s)");
+    like(block_log(), qr/\[warn\] .*retell call_inbound "-": .*, answering without the caller's context/,
+         "$name: logged at warn");
+    Retell::pg_start();
+    ok(wait_for(sub { (post('/ci', CI('+14155550134')))[1] =~ /"customer_known"/ }, 15),
+       "$name: answered from the database again");
 });
 
 done_testing();
