@@ -10,26 +10,29 @@
 # primary on P+1, its standby on P+2, PgBouncer on P+3, the standby's link
 # to the primary (t/fault-proxy) on P+4 with its control port on P+5; nginx
 # port N: the second nginx on N+1 (and N+2 for its default server).
+#
+# A plain Test::More program: each test starts clusters, a PgBouncer, a
+# second nginx and a load, kills a primary and promotes its standby; its
+# nginx is t/inc/NginxRun.pm's (two workers, info log), and its first
+# assertion is a real delivery answered.
+use strict;
+use warnings;
 use lib 't/inc';
-use Test::Nginx::Socket 'no_plan';
+use Test::More;
 use Retell;
 use Faults;
 use Load;
+use NginxRun;
 use POSIX ();
 use File::Temp ();
 use Time::HiRes qw(time);
 
 sub R { Retell::sample(@_) }
 
-master_on();
-workers(2);
-worker_connections(256);
-log_level('info');
-
 my $owner = $$;
 my ($pg_port) = $Retell::PG =~ /port=(\d+)/;
-our ($dbname) = $Retell::PG =~ /dbname=(\S+)/;
-our %port = (primary => $pg_port + 1, standby => $pg_port + 2, bouncer => $pg_port + 3,
+my ($dbname) = $Retell::PG =~ /dbname=(\S+)/;
+my %port = (primary => $pg_port + 1, standby => $pg_port + 2, bouncer => $pg_port + 3,
             link => $pg_port + 4, link_control => $pg_port + 5);
 
 # A 200 must survive a crash: the suite's cluster runs with
@@ -39,7 +42,7 @@ dbh()->do(qq{ALTER DATABASE "$dbname" SET synchronous_commit = on});
 # -- processes and folders of this file, all gone at END, even on failure
 
 # the newest PostgreSQL installed, as tools/pg-cluster picks it
-our $bindir = (sort { ($a =~ m{/(\d+)/bin$})[0] <=> ($b =~ m{/(\d+)/bin$})[0] }
+my $bindir = (sort { ($a =~ m{/(\d+)/bin$})[0] <=> ($b =~ m{/(\d+)/bin$})[0] }
                glob '/usr/lib/postgresql/*/bin')[-1]
     or die "no PostgreSQL server installed";
 my $root = $> == 0;
@@ -47,12 +50,11 @@ my ($pg_uid, $pg_gid) = $root ? (getpwnam 'postgres')[2, 3] : ($<, (split ' ', $
 defined $pg_uid or die "as root, PostgreSQL and PgBouncer run as the postgres user: there is none";
 
 my $base;               # everything of this file, under /tmp
-# the blocks' code (--- db_check, eval'ed by Retell.pm) sees package
-# variables only
-our %ha;                # primary, standby, dead: { dir, port }
+my %ha;                 # primary, standby, dead: { dir, port }
 my @nodes;              # every cluster made
 my %bouncer;            # pid, dir
-our $nginx2;            # the second nginx (Retell::nginx_start)
+my $nginx2;             # the second nginx (Retell::nginx_start)
+my $mail;               # the SMTP sink's folder (Retell::smtp_start)
 
 sub base {
     return $base if $base;
@@ -332,187 +334,196 @@ END {
     }
 }
 
-# -- the blocks
-
-our $mail;
-my $preprocess = db_block_preprocessor(each => sub {
-    my ($block) = @_;
-    my $backend = $block->backend // '';
-    if ($backend eq 'ha') {
-        ha_start();
-        $block->set_value(http_config => ha_http_config() . ($block->extra_http_config // ''));
-    } elsif ($backend eq 'bouncer') {
-        bouncer_start();
-        $::mail = Retell::smtp_start();
-        $block->set_value(http_config => bouncer_http_config() . ($block->extra_http_config // ''));
-    }
-});
-add_block_preprocessor(sub { $preprocess->(@_) });
-
-add_response_body_check(\&db_check_hook);
+# -- the tests
 
 sub attempts { return map { @{ $_->{attempts} } } @{ $_[0]{deliveries} } }
 
-no_shuffle();
-run_tests();
-
-__DATA__
-
-=== TEST 1: two nginx instances on one database, each attempt to either at random as a load balancer sends it: every delivery applied once, tickets as the rules say
-Then identical deliveries posted to both instances at the same moment, as
-when Retell retries a delivery still in flight at the other host: one
-effect each.
---- deliveries eval
-[ [ '/in', ::R('inbound-call_started') ] ]
---- error_code: 200
---- db_check
-my $pa = $ENV{TEST_NGINX_SERVER_PORT};
-my $pb = $pa + 1;
-$nginx2 = Retell::nginx_start(port => $pa + 2, workers => 2,
-    http => Retell::pg_http_config() . "server {\nlisten 127.0.0.1:$pb;\n"
-            . Retell::webhook_locations() . "}\n");
-my $r = Load::start(calls => 150, concurrency => 16, rate => 150, ports => [$pa, $pb])->wait;
-Test::More::diag("$name: " . Load::summary($r));
-my %by_port;
-$by_port{$_->{port}}++ for ::attempts($r);
-my %split;
-for my $d (@{ $r->{deliveries} }) { $split{$d->{call_id}}{$_->{port}} = 1 for @{ $d->{attempts} } }
-my $both = grep { keys %{ $split{$_} } > 1 } keys %split;
-Test::More::diag(sprintf "%s: %d attempts to nginx %d, %d to nginx %d; %d of %d calls had events applied by both",
-                 $name, $by_port{$pa} // 0, $pa, $by_port{$pb} // 0, $pb, $both, scalar keys %split);
-ok(($by_port{$pa} // 0) > 100 && ($by_port{$pb} // 0) > 100, "$name: both instances took deliveries");
-cmp_ok($both, '>', 50, "$name: most calls' events went to both instances");
-is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200");
-is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
-
-# the race: each delivery of 24 new calls to both instances at once
-my $prefix = $r->{prefix} . 'race_';
-my $race = Load::make_deliveries(calls => 24, prefix => $prefix, in => '/in', out => '/out');
-my @socks = map { my $d = $_; map { [ $d, time, Retell::post_start($d->{path}, $d->{body}, port => $_) ] } $pa, $pb } @$race;
-for my $s (@socks) {
-    my ($d, $sent, $sock) = @$s;
-    my ($status, $body) = Retell::post_finish($sock);
-    push @{ $d->{attempts} }, { sent => $sent, answered => time, status => $status, body => $body };
+# the lines of nginx's log since the test began that hold $pat: none
+sub no_error_log {
+    my ($name, $pat) = @_;
+    my @hits = grep { index($_, $pat) >= 0 } split /\n/, block_log();
+    is(scalar @hits, 0, "$name: no \"$pat\" line in error.log")
+        or diag(join "\n", @hits[0 .. ($#hits < 9 ? $#hits : 9)]);
 }
-my @fresh = map { scalar grep { $_->{body} =~ /"duplicate":false/ } @{ $_->{attempts} } } @$race;
-is(scalar(grep { $_->{status} != 200 } map { @{ $_->{attempts} } } @$race), 0,
-   "$name: race: every one of the " . (2 * @$race) . " posts answered 200");
-is(scalar(grep { $_ != 1 } @fresh), 0, "$name: race: each delivery applied by exactly one instance, the other answered duplicate");
-::no_problems("$name: race: the database keeps the promises", Load::check_db({ prefix => $prefix, deliveries => $race }));
-Retell::nginx_stop($nginx2);
-my $log2 = ::slurp("$nginx2->{dir}/logs/error.log");
-undef $nginx2;
-unlike($log2, qr/\[(error|alert|crit|emerg)\]/, "$name: no error in the second nginx's log");
---- no_error_log
-[error]
 
-
-
-=== TEST 2: through PgBouncer (transaction pooling, 4 server connections) under load, with email on: every delivery 200, the tables as the rules say, every email sent once
-The load is unpaced, 16 senders, so each nginx worker opens its whole pool
-(8 connections) to PgBouncer. PgBouncer 1.18 does not carry prepared
-statements in this mode: retell_postgres_prepare is off (TEST 3 with it on).
---- backend: bouncer
---- extra_http_config
-retell_postgres_prepare off;
---- deliveries eval
-[ [ '/in', ::R('inbound-call_started') ] ]
---- error_code: 200
---- db_check
-my $stats0 = { map { $_->[0] => $_ } @{ ::bouncer_admin('SHOW STATS') // [] } };
-my $r = Load::start(calls => 150, concurrency => 16)->wait;
-Test::More::diag("$name: " . Load::summary($r));
-::show_refused(Load::refused_after($r, 0));
-is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200");
-is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
-# every due email sent, each once (its Message-ID carries the row id)
-my $due = db_value(q{SELECT count(*) FROM retell.email_outbox});
-ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == $due }, 30),
-   "$name: all $due emails sent");
-my %ids;
-for my $e (@{ smtp_messages($::mail) }) {
-    my ($id) = ::slurp($e->{eml}) =~ /^Message-ID: <retell-outbox-(\d+)\./mi;
-    $ids{$id // '?'}++;
+# One test: an empty database, a log mark, the backend of $o{backend}
+# ('ha': the HA pair, nginx given both hosts; 'bouncer': PgBouncer in front
+# of the suite's cluster, and an SMTP sink; none: the suite's cluster), its
+# nginx (two workers, 256 connections each, info log) with the two
+# endpoints, one real delivery answered $o{status} ('200' by default, or
+# alternatives: '200|503'), the test, then
+# no "[error]" in nginx's log if $o{no_error_log}.
+sub scale_block {
+    my ($name, %o) = @_;
+    my $backend = $o{backend} // '';
+    my $http = $backend eq 'ha' ? ha_http_config()
+             : $backend eq 'bouncer' ? bouncer_http_config()
+             : Retell::pg_http_config();
+    my $status = $o{status} // '200';
+    my $test = $o{test};
+    block($name, workers => 2, worker_connections => 256, log_level => 'info',
+          http => $http . ($o{extra_http_config} // ''),
+          config => Retell::webhook_locations(),
+          each => sub {
+              if ($backend eq 'ha') {
+                  ha_start();
+              } elsif ($backend eq 'bouncer') {
+                  bouncer_start();
+                  $mail = Retell::smtp_start();
+              }
+          },
+          serves => sub {
+              my ($s) = post('/in', R('inbound-call_started'));
+              like($s, qr/^(?:$status)$/, "$_[0]: a delivery answered $status");
+          },
+          test => sub {
+              $test->(@_);
+              no_error_log($_[0], '[error]') if $o{no_error_log};
+          });
 }
-is(scalar keys %ids, $due, "$name: one message per outbox row");
-is(scalar(grep { $_ != 1 } values %ids), 0, "$name: none received twice");
-# what PgBouncer saw: the module's connections multiplexed on its four
-my $clients = grep { $_->[1] eq 'postgres' && $_->[2] eq $dbname } @{ ::bouncer_admin('SHOW CLIENTS') // [] };
-my $servers = grep { $_->[2] eq $dbname } @{ ::bouncer_admin('SHOW SERVERS') // [] };
-my ($stats) = grep { $_->[0] eq $dbname } @{ ::bouncer_admin('SHOW STATS') // [] };
-my $xacts = $stats ? $stats->[1] - ($stats0->{$dbname} ? $stats0->{$dbname}[1] : 0) : 0;
-Test::More::diag("$name: PgBouncer: $clients client connections from nginx on $servers server connections, $xacts transactions");
-cmp_ok($servers, '<=', 4, "$name: at most PgBouncer's 4 server connections");
-cmp_ok($clients, '>', $servers, "$name: more nginx connections than server connections: transaction pooling");
-# deliveries that waited together share a transaction (a batch): every
-# transaction that wrote them went through PgBouncer
-my $written = db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events});
-Test::More::diag("$name: the deliveries were written in $written transactions");
-cmp_ok($xacts, '>=', $written, "$name: every delivery went through PgBouncer");
---- no_error_log
-[error]
 
+# Then identical deliveries posted to both instances at the same moment, as
+# when Retell retries a delivery still in flight at the other host: one
+# effect each.
+scale_block('TEST 1: two nginx instances on one database, each attempt to either at random as a load balancer sends it: every delivery applied once, tickets as the rules say',
+    no_error_log => 1,
+    test => sub {
+        my ($name) = @_;
+        my $pa = $ENV{TEST_NGINX_SERVER_PORT};
+        my $pb = $pa + 1;
+        $nginx2 = Retell::nginx_start(port => $pa + 2, workers => 2,
+            http => Retell::pg_http_config() . "server {\nlisten 127.0.0.1:$pb;\n"
+                    . Retell::webhook_locations() . "}\n");
+        my $r = Load::start(calls => 150, concurrency => 16, rate => 150, ports => [$pa, $pb])->wait;
+        diag("$name: " . Load::summary($r));
+        my %by_port;
+        $by_port{$_->{port}}++ for attempts($r);
+        my %split;
+        for my $d (@{ $r->{deliveries} }) { $split{$d->{call_id}}{$_->{port}} = 1 for @{ $d->{attempts} } }
+        my $both = grep { keys %{ $split{$_} } > 1 } keys %split;
+        diag(sprintf "%s: %d attempts to nginx %d, %d to nginx %d; %d of %d calls had events applied by both",
+             $name, $by_port{$pa} // 0, $pa, $by_port{$pb} // 0, $pb, $both, scalar keys %split);
+        ok(($by_port{$pa} // 0) > 100 && ($by_port{$pb} // 0) > 100, "$name: both instances took deliveries");
+        cmp_ok($both, '>', 50, "$name: most calls' events went to both instances");
+        is(scalar(not_final_200($r)), 0, "$name: every delivery final 200");
+        is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused");
+        no_problems("$name: the database keeps the promises", Load::check_db($r));
 
+        # the race: each delivery of 24 new calls to both instances at once
+        my $prefix = $r->{prefix} . 'race_';
+        my $race = Load::make_deliveries(calls => 24, prefix => $prefix, in => '/in', out => '/out');
+        my @socks = map { my $d = $_; map { [ $d, time, Retell::post_start($d->{path}, $d->{body}, port => $_) ] } $pa, $pb } @$race;
+        for my $s (@socks) {
+            my ($d, $sent, $sock) = @$s;
+            my ($status, $body) = Retell::post_finish($sock);
+            push @{ $d->{attempts} }, { sent => $sent, answered => time, status => $status, body => $body };
+        }
+        my @fresh = map { scalar grep { $_->{body} =~ /"duplicate":false/ } @{ $_->{attempts} } } @$race;
+        is(scalar(grep { $_->{status} != 200 } map { @{ $_->{attempts} } } @$race), 0,
+           "$name: race: every one of the " . (2 * @$race) . " posts answered 200");
+        is(scalar(grep { $_ != 1 } @fresh), 0, "$name: race: each delivery applied by exactly one instance, the other answered duplicate");
+        no_problems("$name: race: the database keeps the promises", Load::check_db({ prefix => $prefix, deliveries => $race }));
+        Retell::nginx_stop($nginx2);
+        my $log2 = slurp("$nginx2->{dir}/logs/error.log");
+        undef $nginx2;
+        unlike($log2, qr/\[(error|alert|crit|emerg)\]/, "$name: no error in the second nginx's log");
+    });
 
-=== TEST 3: through PgBouncer in transaction mode with prepared statements left on: the first lost statement turns them off in that worker, the log says what to set; every delivery ends 200, applied once
-PgBouncer 1.18 hands each transaction to any server connection, so a
-statement prepared on one is missing on another (26000). The command that
-meets it fails before anything runs; it is applied again on another
-connection, this one is closed, and the worker sends its statements
-unnamed from then on. A statement's name is its text's checksum, so one
-already there from another client (42P05) is the same statement.
---- backend: bouncer
---- deliveries eval
-[ [ '/in', ::R('inbound-call_started') ] ]
---- error_code_like: ^(200|503)$
---- db_check
-my $r = Load::start(calls => 60, concurrency => 8)->wait;
-Test::More::diag("$name: " . Load::summary($r));
-::show_refused(Load::refused_after($r, 0));
-is(scalar(::not_final_200($r)), 0, "$name: every delivery final 200");
-::no_problems("$name: the database keeps the promises", Load::check_db($r));
-my $log = block_log();
-like($log, qr/prepared statements lost on a connection .*SQLSTATE 26000.*sends its statements unnamed from now on.*retell_postgres_prepare off/,
-     "$name: the log says why and what to set");
-my $flips = () = $log =~ /\[error\].*sends its statements unnamed from now on/g;
-cmp_ok($flips, '<=', 2, "$name: once per worker at most ($flips)");
-is(scalar(Load::refused_after($r, 0)), 0, "$name: none refused: each command refused on its statement's name was applied again");
+# The load is unpaced, 16 senders, so each nginx worker opens its whole pool
+# (8 connections) to PgBouncer. PgBouncer 1.18 does not carry prepared
+# statements in this mode: retell_postgres_prepare is off (TEST 3 with it on).
+scale_block('TEST 2: through PgBouncer (transaction pooling, 4 server connections) under load, with email on: every delivery 200, the tables as the rules say, every email sent once',
+    backend => 'bouncer',
+    extra_http_config => "retell_postgres_prepare off;\n",
+    no_error_log => 1,
+    test => sub {
+        my ($name) = @_;
+        my $stats0 = { map { $_->[0] => $_ } @{ bouncer_admin('SHOW STATS') // [] } };
+        my $r = Load::start(calls => 150, concurrency => 16)->wait;
+        diag("$name: " . Load::summary($r));
+        show_refused(Load::refused_after($r, 0));
+        is(scalar(not_final_200($r)), 0, "$name: every delivery final 200");
+        is(scalar(Load::refused_after($r, 0)), 0, "$name: no attempt refused");
+        no_problems("$name: the database keeps the promises", Load::check_db($r));
+        # every due email sent, each once (its Message-ID carries the row id)
+        my $due = db_value(q{SELECT count(*) FROM retell.email_outbox});
+        ok(wait_for(sub { db_value(q{SELECT count(*) FROM retell.email_outbox WHERE status = 'sent'}) == $due }, 30),
+           "$name: all $due emails sent");
+        my %ids;
+        for my $e (@{ smtp_messages($mail) }) {
+            my ($id) = slurp($e->{eml}) =~ /^Message-ID: <retell-outbox-(\d+)\./mi;
+            $ids{$id // '?'}++;
+        }
+        is(scalar keys %ids, $due, "$name: one message per outbox row");
+        is(scalar(grep { $_ != 1 } values %ids), 0, "$name: none received twice");
+        # what PgBouncer saw: the module's connections multiplexed on its four
+        my $clients = grep { $_->[1] eq 'postgres' && $_->[2] eq $dbname } @{ bouncer_admin('SHOW CLIENTS') // [] };
+        my $servers = grep { $_->[2] eq $dbname } @{ bouncer_admin('SHOW SERVERS') // [] };
+        my ($stats) = grep { $_->[0] eq $dbname } @{ bouncer_admin('SHOW STATS') // [] };
+        my $xacts = $stats ? $stats->[1] - ($stats0->{$dbname} ? $stats0->{$dbname}[1] : 0) : 0;
+        diag("$name: PgBouncer: $clients client connections from nginx on $servers server connections, $xacts transactions");
+        cmp_ok($servers, '<=', 4, "$name: at most PgBouncer's 4 server connections");
+        cmp_ok($clients, '>', $servers, "$name: more nginx connections than server connections: transaction pooling");
+        # deliveries that waited together share a transaction (a batch): every
+        # transaction that wrote them went through PgBouncer
+        my $written = db_value(q{SELECT count(DISTINCT xmin::text) FROM retell.webhook_events});
+        diag("$name: the deliveries were written in $written transactions");
+        cmp_ok($xacts, '>=', $written, "$name: every delivery went through PgBouncer");
+    });
 
+# PgBouncer 1.18 hands each transaction to any server connection, so a
+# statement prepared on one is missing on another (26000). The command that
+# meets it fails before anything runs; it is applied again on another
+# connection, this one is closed, and the worker sends its statements
+# unnamed from then on. A statement's name is its text's checksum, so one
+# already there from another client (42P05) is the same statement.  The
+# first delivery may be the one that meets it first: 200 or 503.
+scale_block('TEST 3: through PgBouncer in transaction mode with prepared statements left on: the first lost statement turns them off in that worker, the log says what to set; every delivery ends 200, applied once',
+    backend => 'bouncer',
+    status => '200|503',
+    test => sub {
+        my ($name) = @_;
+        my $r = Load::start(calls => 60, concurrency => 8)->wait;
+        diag("$name: " . Load::summary($r));
+        show_refused(Load::refused_after($r, 0));
+        is(scalar(not_final_200($r)), 0, "$name: every delivery final 200");
+        no_problems("$name: the database keeps the promises", Load::check_db($r));
+        my $log = block_log();
+        like($log, qr/prepared statements lost on a connection .*SQLSTATE 26000.*sends its statements unnamed from now on.*retell_postgres_prepare off/,
+             "$name: the log says why and what to set");
+        my $flips = () = $log =~ /\[error\].*sends its statements unnamed from now on/g;
+        cmp_ok($flips, '<=', 2, "$name: once per worker at most ($flips)");
+        is(scalar(Load::refused_after($r, 0)), 0, "$name: none refused: each command refused on its statement's name was applied again");
+    });
 
+# nginx has both hosts, target_session_attrs=read-write: the standby is
+# refused (read-only) until it is promoted.  Once 100 deliveries are in, the
+# standby's link to the primary is stalled until 8 commits wait for it, then
+# the primary is killed (SIGKILL, every process) and the link cut, the WAL
+# in flight on it lost; the standby is promoted as soon as it has lost its
+# primary.  With asynchronous replication those
+# commits would have been answered 200 and lost (check_db: "answered 200
+# but no webhook_events row").  The load is paced (150 deliveries a second,
+# about 3 s) so fresh deliveries arrive during the failover and after it.
+scale_block('TEST 4: (failover) the primary killed under load while its synchronous standby lags, the standby promoted: nginx moves to it, no 200 lost, Retell\'s retries end in 200',
+    backend => 'ha',
+    test => sub {
+        my ($name) = @_;
+        ha_failover($name, lag => 1);
+    });
 
-=== TEST 4: (failover) the primary killed under load while its synchronous standby lags, the standby promoted: nginx moves to it, no 200 lost, Retell's retries end in 200
-nginx has both hosts, target_session_attrs=read-write: the standby is
-refused (read-only) until it is promoted.  Once 100 deliveries are in, the
-standby's link to the primary is stalled until 8 commits wait for it, then
-the primary is killed (SIGKILL, every process) and the link cut, the WAL
-in flight on it lost; the standby is promoted as soon as it has lost its
-primary.  With asynchronous replication those
-commits would have been answered 200 and lost (check_db: "answered 200
-but no webhook_events row").  The load is paced (150 deliveries a second,
-about 3 s) so fresh deliveries arrive during the failover and after it.
---- backend: ha
---- deliveries eval
-[ [ '/in', ::R('inbound-call_started') ] ]
---- error_code: 200
---- db_check
-::ha_failover($name, lag => 1);
+# The roles of TEST 4, swapped: the node promoted there is the primary, a
+# new standby streams from it on the dead primary's port.  A delivery's
+# budget is 2 s here, so refusals come sooner.
+scale_block('TEST 5: (failover) a slower failover, after nginx has refused deliveries: the promoted standby killed under load, a new standby promoted once 16 deliveries were answered 503; Retell\'s retries end in 200',
+    backend => 'ha',
+    extra_http_config => "retell_postgres_timeout 2s;\n",
+    test => sub {
+        my ($name) = @_;
+        my ($r, $refused) = ha_failover($name, calls => 240,
+            promote_what => 'nginx refuses deliveries while there is no primary',
+            promote_when => sub { ($_[0]->progress->{503} // 0) >= 16 });
+        cmp_ok(scalar @$refused, '>=', 16, "$name: deliveries refused during the failover");
+    });
 
-
-
-=== TEST 5: (failover) a slower failover, after nginx has refused deliveries: the promoted standby killed under load, a new standby promoted once 16 deliveries were answered 503; Retell's retries end in 200
-The roles of TEST 3, swapped: the node promoted there is the primary, a
-new standby streams from it on the dead primary's port.  A delivery's
-budget is 2 s here, so refusals come sooner.
---- backend: ha
---- extra_http_config
-retell_postgres_timeout 2s;
---- deliveries eval
-[ [ '/in', ::R('inbound-call_started') ] ]
---- error_code: 200
---- db_check
-my ($r, $refused) = ::ha_failover($name, calls => 240,
-    promote_what => 'nginx refuses deliveries while there is no primary',
-    promote_when => sub { ($_[0]->progress->{503} // 0) >= 16 });
-cmp_ok(scalar @$refused, '>=', 16, "$name: deliveries refused during the failover");
+done_testing();

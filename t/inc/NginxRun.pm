@@ -13,12 +13,14 @@ package NginxRun;
 #   use NginxRun;
 #   block('TEST 1: what must hold', http => '...', config => '...',
 #         workers => 1, main => '...', log_level => 'debug',
+#         worker_connections => 64,
 #         each => sub { ... }, test => sub { my ($name) = @_; ... });
 #
 # block() is what a Test::Nginx block of the database files did: an empty
 # database (Retell::reset_db), a log mark, its own nginx, one assertion that
 # it serves (GET /fast answered 200: the configuration must have that
-# location), the test, nginx stopped.
+# location; or serves => sub { my ($name) = @_; ... }, one assertion of the
+# file's own, as a real delivery), the test, nginx stopped.
 
 use strict;
 use warnings;
@@ -58,7 +60,7 @@ sub master_pid {
 }
 
 # start(http => ..., config => ..., main => ..., workers => N,
-# log_level => L): a new server root, nginx started in it, returned once
+# log_level => L, worker_connections => C): a new server root, nginx started in it, returned once
 # it listens
 sub nginx_start_block {
     my (%o) = @_;
@@ -71,6 +73,7 @@ sub nginx_start_block {
     my $user = $> == 0 ? "user root;\n" : '';
     my $workers = $o{workers} // 1;
     my $level = $o{log_level} // 'debug';
+    my $connections = $o{worker_connections} // 64;
     open my $fh, '>', "$root/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
 worker_processes $workers;
@@ -94,7 +97,7 @@ http {
 }
 events {
     accept_mutex off;
-    worker_connections 64;
+    worker_connections $connections;
 }
 $user
 _EOC_
@@ -129,8 +132,12 @@ sub block {
     Retell::mark_log();
     $o{each}->() if $o{each};
     nginx_start_block(%o);
-    my ($status) = Retell::get('/fast');
-    Test::More::is($status, 200, "$name: nginx serves");
+    if ($o{serves}) {
+        $o{serves}->($name);
+    } else {
+        my ($status) = Retell::get('/fast');
+        Test::More::is($status, 200, "$name: nginx serves");
+    }
     local $::name = $name;
     $o{test}->($name);
     nginx_stop_block();
