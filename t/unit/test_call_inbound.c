@@ -102,8 +102,49 @@ check_field(size_t i, const char *name, const char *got, const char *want)
 }
 
 
+/* the sample make run sends (t/samples/call_inbound.json) */
+
+static int
+check_sample(const char *dir, size_t *checks)
+{
+    int                             rc, failed;
+    char                            path[1024], err[128], buf[4096];
+    size_t                          n;
+    FILE                           *f;
+    ngx_http_retell_call_inbound_t  ci;
+
+    snprintf(path, sizeof(path), "%s/call_inbound.json", dir);
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        printf("FAIL cannot open %s\n", path);
+        return 1;
+    }
+
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+
+    rc = ngx_http_retell_call_inbound_parse((unsigned char *) buf, n, &ci,
+                                            err, sizeof(err));
+    *checks += 4;
+    failed = (rc != 0);
+    failed += check_field(0, "sample agent_id", ci.agent_id,
+                          "agent_8a1b2c3d4e5f60718293a4b5");
+    failed += check_field(0, "sample from_number", ci.from_number,
+                          "+14155550134");
+    failed += check_field(0, "sample to_number", ci.to_number,
+                          "+14155550100");
+
+    if (rc != 0) {
+        printf("FAIL the sample: rc %d (%s)\n", rc, err);
+    }
+
+    return failed;
+}
+
+
 int
-main(void)
+main(int argc, char **argv)
 {
     int                             rc, failed;
     char                            err[128];
@@ -153,6 +194,8 @@ main(void)
         failed += check_field(i, "to_number", ci.to_number, cases[i].to);
         failed += check_field(i, "call_id", ci.call_id, cases[i].call_id);
     }
+
+    failed += check_sample(argc > 1 ? argv[1] : "t/samples", &checks);
 
     printf("%zu checks, %d failed\n", checks, failed);
 
