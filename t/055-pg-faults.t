@@ -34,13 +34,7 @@ our ($pg_port) = $Retell::PG =~ /port=(\d+)/;
 # extra_config) and /fast, a location without the database
 sub pg_block {
     my ($name, %o) = @_;
-    my $extra = delete $o{extra_config} // '';
-    block($name, workers => 1,
-          http => Retell::pg_http_config(),
-          config => Retell::webhook_locations(in => $extra, out => $extra)
-                    . "location = /fast { return 200 \"fast\\n\"; }\n",
-          each => sub { proxy_cmd('pass'); proxy_cmd('resume') },
-          %o);
+    webhook_block($name, each => sub { proxy_cmd('pass'); proxy_cmd('resume') }, %o);
 }
 
 # the worker of the test nginx (one worker)

@@ -30,13 +30,7 @@ proxy_start();
 # endpoints (each with extra_config) and /fast
 sub batch_block {
     my ($name, %o) = @_;
-    my $extra = delete $o{extra_config} // '';
-    block($name, workers => 1,
-          http => Retell::pg_http_config(),
-          config => Retell::webhook_locations(in => $extra, out => $extra)
-                    . "location = /fast { return 200 \"fast\\n\"; }\n",
-          each => sub { proxy_cmd('pass'); proxy_cmd('resume'); pg_log_mark() },
-          %o);
+    webhook_block($name, each => sub { proxy_cmd('pass'); proxy_cmd('resume'); pg_log_mark() }, %o);
 }
 
 # the pool's one connection held: a delivery of call $id waits for a row

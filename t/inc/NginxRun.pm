@@ -30,7 +30,7 @@ use Exporter 'import';
 use Retell ();
 use Faults ();
 
-our @EXPORT = qw(block nginx_start_block nginx_stop_block);
+our @EXPORT = qw(block webhook_block nginx_start_block nginx_stop_block);
 
 my $bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
 my $port = $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984;
@@ -141,6 +141,19 @@ sub block {
     local $::name = $name;
     $o{test}->($name);
     nginx_stop_block();
+}
+
+
+# block() with the suite's usual server, one worker: the two endpoints
+# (each with extra_config), /fast, the test database unless http is given
+sub webhook_block {
+    my ($name, %o) = @_;
+    my $extra = delete $o{extra_config} // '';
+    block($name, workers => 1,
+          http => Retell::pg_http_config(),
+          config => Retell::webhook_locations(in => $extra, out => $extra)
+                    . "location = /fast { return 200 \"fast\\n\"; }\n",
+          %o);
 }
 
 1;
