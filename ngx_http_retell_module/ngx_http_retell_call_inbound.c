@@ -38,45 +38,46 @@ typedef struct {
 } ngx_http_retell_call_inbound_field_t;
 
 
-#define ngx_http_retell_ci_field(name)                                       \
+#define ngx_http_retell_call_inbound_member(name)                            \
     { #name, offsetof(ngx_http_retell_call_inbound_t, name),                 \
       sizeof(((ngx_http_retell_call_inbound_t *) 0)->name) }
 
 static const ngx_http_retell_call_inbound_field_t
     ngx_http_retell_call_inbound_fields[] = {
-    ngx_http_retell_ci_field(agent_id),
-    ngx_http_retell_ci_field(from_number),
-    ngx_http_retell_ci_field(to_number),
-    ngx_http_retell_ci_field(call_id),
+    ngx_http_retell_call_inbound_member(agent_id),
+    ngx_http_retell_call_inbound_member(from_number),
+    ngx_http_retell_call_inbound_member(to_number),
+    ngx_http_retell_call_inbound_member(call_id),
     { NULL, 0, 0 }
 };
 
 
-static int ngx_http_retell_ci_scalar(void *ctx);
-static int ngx_http_retell_ci_boolean(void *ctx, int value);
-static int ngx_http_retell_ci_number(void *ctx, const char *s, size_t len);
-static int ngx_http_retell_ci_string(void *ctx, const unsigned char *s,
+static int ngx_http_retell_call_inbound_scalar(void *ctx);
+static int ngx_http_retell_call_inbound_boolean(void *ctx, int value);
+static int ngx_http_retell_call_inbound_number(void *ctx, const char *s,
     size_t len);
-static int ngx_http_retell_ci_start_map(void *ctx);
-static int ngx_http_retell_ci_key(void *ctx, const unsigned char *key,
-    size_t len);
-static int ngx_http_retell_ci_end_map(void *ctx);
-static int ngx_http_retell_ci_start_array(void *ctx);
-static int ngx_http_retell_ci_end_array(void *ctx);
+static int ngx_http_retell_call_inbound_string(void *ctx,
+    const unsigned char *s, size_t len);
+static int ngx_http_retell_call_inbound_start_map(void *ctx);
+static int ngx_http_retell_call_inbound_key(void *ctx,
+    const unsigned char *key, size_t len);
+static int ngx_http_retell_call_inbound_end_map(void *ctx);
+static int ngx_http_retell_call_inbound_start_array(void *ctx);
+static int ngx_http_retell_call_inbound_end_array(void *ctx);
 
 
-static const yajl_callbacks  ngx_http_retell_ci_callbacks = {
-    ngx_http_retell_ci_scalar,
-    ngx_http_retell_ci_boolean,
+static const yajl_callbacks  ngx_http_retell_call_inbound_callbacks = {
+    ngx_http_retell_call_inbound_scalar,
+    ngx_http_retell_call_inbound_boolean,
     NULL,
     NULL,
-    ngx_http_retell_ci_number,
-    ngx_http_retell_ci_string,
-    ngx_http_retell_ci_start_map,
-    ngx_http_retell_ci_key,
-    ngx_http_retell_ci_end_map,
-    ngx_http_retell_ci_start_array,
-    ngx_http_retell_ci_end_array
+    ngx_http_retell_call_inbound_number,
+    ngx_http_retell_call_inbound_string,
+    ngx_http_retell_call_inbound_start_map,
+    ngx_http_retell_call_inbound_key,
+    ngx_http_retell_call_inbound_end_map,
+    ngx_http_retell_call_inbound_start_array,
+    ngx_http_retell_call_inbound_end_array
 };
 
 
@@ -96,7 +97,7 @@ ngx_http_retell_call_inbound_parse(const u_char *json, size_t len,
         err[0] = '\0';
     }
 
-    h = yajl_alloc(&ngx_http_retell_ci_callbacks, NULL, &ctx);
+    h = yajl_alloc(&ngx_http_retell_call_inbound_callbacks, NULL, &ctx);
     if (h == NULL) {
         snprintf(err, err_len, "out of memory");
         return -1;
@@ -135,7 +136,7 @@ ngx_http_retell_call_inbound_parse(const u_char *json, size_t len,
 
 
 static int
-ngx_http_retell_ci_scalar(void *ctx)
+ngx_http_retell_call_inbound_scalar(void *ctx)
 {
     ngx_http_retell_call_inbound_ctx_t  *c = ctx;
 
@@ -150,26 +151,27 @@ ngx_http_retell_ci_scalar(void *ctx)
 
 
 static int
-ngx_http_retell_ci_boolean(void *ctx, int value)
+ngx_http_retell_call_inbound_boolean(void *ctx, int value)
 {
     (void) value;
 
-    return ngx_http_retell_ci_scalar(ctx);
+    return ngx_http_retell_call_inbound_scalar(ctx);
 }
 
 
 static int
-ngx_http_retell_ci_number(void *ctx, const char *s, size_t len)
+ngx_http_retell_call_inbound_number(void *ctx, const char *s, size_t len)
 {
     (void) s;
     (void) len;
 
-    return ngx_http_retell_ci_scalar(ctx);
+    return ngx_http_retell_call_inbound_scalar(ctx);
 }
 
 
 static int
-ngx_http_retell_ci_string(void *ctx, const unsigned char *s, size_t len)
+ngx_http_retell_call_inbound_string(void *ctx, const unsigned char *s,
+    size_t len)
 {
     char                                *to;
     size_t                               size;
@@ -190,7 +192,7 @@ ngx_http_retell_ci_string(void *ctx, const unsigned char *s, size_t len)
         to[0] = '\0';
     }
 
-    if (ngx_http_retell_ci_scalar(ctx) == 0) {
+    if (ngx_http_retell_call_inbound_scalar(ctx) == 0) {
         return 0;
     }
 
@@ -206,7 +208,7 @@ ngx_http_retell_ci_string(void *ctx, const unsigned char *s, size_t len)
 
 
 static int
-ngx_http_retell_ci_start_map(void *ctx)
+ngx_http_retell_call_inbound_start_map(void *ctx)
 {
     ngx_http_retell_call_inbound_ctx_t  *c = ctx;
 
@@ -227,7 +229,8 @@ ngx_http_retell_ci_start_map(void *ctx)
 
 
 static int
-ngx_http_retell_ci_key(void *ctx, const unsigned char *key, size_t len)
+ngx_http_retell_call_inbound_key(void *ctx, const unsigned char *key,
+    size_t len)
 {
     ngx_http_retell_call_inbound_ctx_t          *c = ctx;
     const ngx_http_retell_call_inbound_field_t  *f;
@@ -261,7 +264,7 @@ ngx_http_retell_ci_key(void *ctx, const unsigned char *key, size_t len)
 
 
 static int
-ngx_http_retell_ci_end_map(void *ctx)
+ngx_http_retell_call_inbound_end_map(void *ctx)
 {
     ngx_http_retell_call_inbound_ctx_t  *c = ctx;
 
@@ -276,7 +279,7 @@ ngx_http_retell_ci_end_map(void *ctx)
 
 
 static int
-ngx_http_retell_ci_start_array(void *ctx)
+ngx_http_retell_call_inbound_start_array(void *ctx)
 {
     ngx_http_retell_call_inbound_ctx_t  *c = ctx;
 
@@ -293,7 +296,7 @@ ngx_http_retell_ci_start_array(void *ctx)
 
 
 static int
-ngx_http_retell_ci_end_array(void *ctx)
+ngx_http_retell_call_inbound_end_array(void *ctx)
 {
     ngx_http_retell_call_inbound_ctx_t  *c = ctx;
 
