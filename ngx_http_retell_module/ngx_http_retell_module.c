@@ -28,6 +28,7 @@ static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
     ngx_http_retell_loc_conf_t *rlcf, ngx_str_t *secret);
 static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_retell_module_file_check(ngx_conf_t *cf);
 
 
 static ngx_conf_num_bounds_t  ngx_http_retell_pool_bounds = {
@@ -325,6 +326,8 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_retell_main_conf_t *rmcf = conf;
 
+    ngx_http_retell_module_file_check(cf);
+
     if (ngx_http_retell_metrics_zone(cf, rmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
@@ -339,6 +342,50 @@ ngx_http_retell_init_main_conf(ngx_conf_t *cf, void *conf)
                              rmcf->postgres_conninfo_timeout
                              ? rmcf->postgres_conninfo_timeout : 2000);
     return ngx_http_retell_smtp_init_conf(cf, rmcf);
+}
+
+
+/*
+ * dpkg and "make install" replace the file that holds this module, and
+ * a reload keeps running the code already loaded (dlopen() of a name
+ * loaded returns it): only a new master loads the new file.  The file's
+ * identity at the first load stays in this code, so a reload can say so
+ * rather than let the operator believe the upgrade done.
+ */
+
+static void
+ngx_http_retell_module_file_check(ngx_conf_t *cf)
+{
+    Dl_info          info;
+    ngx_file_info_t  fi;
+
+    static time_t           mtime;
+    static ngx_uint_t       known;
+    static ngx_file_uniq_t  uniq;
+
+    if (dladdr((void *) &ngx_http_retell_module, &info) == 0
+        || info.dli_fname == NULL
+        || ngx_file_info(info.dli_fname, &fi) == NGX_FILE_ERROR)
+    {
+        /* not known, or removed (apt remove): nothing to compare */
+        return;
+    }
+
+    if (!known) {
+        known = 1;
+        uniq = ngx_file_uniq(&fi);
+        mtime = ngx_file_mtime(&fi);
+        return;
+    }
+
+    if (uniq != ngx_file_uniq(&fi) || mtime != ngx_file_mtime(&fi)) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"%s\", which holds ngx_http_retell_module, was "
+                      "replaced after nginx loaded it: a reload keeps "
+                      "running the code loaded first; restart nginx, or "
+                      "upgrade it on the fly (USR2, then QUIT to the old "
+                      "master), to run the new file", info.dli_fname);
+    }
 }
 
 

@@ -468,7 +468,8 @@ sub queue_rows {
 
 # Another nginx (master and workers) beside the Test::Nginx one, with the
 # module and the http block's directives given: nginx_start(port => P,
-# http => '...', workers => 2) returns a handle for nginx_signal/_stop
+# http => '...', workers => 2, main => '...') returns a handle for
+# nginx_signal/_stop
 my $nginx_bin = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
 
 sub nginx_start {
@@ -480,7 +481,7 @@ sub nginx_start {
     print $fh "load_module $ENV{TEST_NGINX_LOAD_MODULES};\n"
         . "worker_processes @{[ $o{workers} // 2 ]};\n"
         . "error_log $dir/logs/error.log info;\n"
-        . "pid $dir/logs/nginx.pid;\nevents {}\n"
+        . "pid $dir/logs/nginx.pid;\n" . ($o{main} // '') . "events {}\n"
         . "http {\n$o{http}"
         . "access_log off;\nclient_body_temp_path $dir;\n"
         . "server { listen 127.0.0.1:$o{port}; return 204; }\n}\n";
