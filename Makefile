@@ -57,7 +57,8 @@ build/unit/test_event: t/unit/test_event.c $(PURE)/ngx_http_retell_event.c \
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
 build/unit/test_call_inbound: t/unit/test_call_inbound.c \
-                              $(PURE)/ngx_http_retell_call_inbound.c
+                              $(PURE)/ngx_http_retell_call_inbound.c \
+                              $(PURE)/ngx_http_retell_json.c
 	@mkdir -p build/unit
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ -lyajl
 
@@ -95,6 +96,7 @@ build/fuzz/fuzz_phone: t/fuzz/fuzz_phone.c t/fuzz/fuzz.h \
 
 build/fuzz/fuzz_call_inbound: t/fuzz/fuzz_call_inbound.c t/fuzz/fuzz.h \
                       $(PURE)/ngx_http_retell_call_inbound.c \
+                      $(PURE)/ngx_http_retell_json.c \
                       $(PURE)/ngx_http_retell_call_inbound.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lyajl

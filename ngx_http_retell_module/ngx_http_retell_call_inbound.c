@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_retell_call_inbound.h"
+#include "ngx_http_retell_json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -111,7 +112,9 @@ ngx_http_retell_call_inbound_parse(const u_char *json, size_t len,
 
     yajl_free(h);
 
-    if (status != yajl_status_ok || !ctx.started) {
+    if (status != yajl_status_ok || !ctx.started
+        || ngx_http_retell_json_check_end(json, len) != 0)
+    {
         snprintf(err, err_len, "the body is not a JSON object");
         return -1;
     }

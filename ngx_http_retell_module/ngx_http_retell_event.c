@@ -212,7 +212,9 @@ ngx_http_retell_event_parse(const u_char *json, size_t len,
         return -1;
     }
 
-    if (status != yajl_status_ok) {
+    if (status != yajl_status_ok
+        || ngx_http_retell_json_check_end(json, len) != 0)
+    {
         /* yajl's own message may quote the body: keep it out of answers */
         return ngx_http_retell_event_fail(&p, "body is not valid JSON");
     }

@@ -299,3 +299,71 @@ ngx_http_retell_json_check_number(const unsigned char *p, size_t len)
 
     return weight > NGX_HTTP_RETELL_NUMERIC_WEIGHT_MAX ? -1 : 0;
 }
+
+
+int
+ngx_http_retell_json_check_end(const unsigned char *p, size_t len)
+{
+    size_t    i;
+    unsigned  depth, string;
+
+    depth = 0;
+    string = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (string) {
+            if (p[i] == '\\') {
+                i++;
+
+            } else if (p[i] == '"') {
+                string = 0;
+
+                if (depth == 0) {
+                    i++;
+                    break;          /* a lone string: the value */
+                }
+            }
+
+            continue;
+        }
+
+        switch (p[i]) {
+
+        case '"':
+            string = 1;
+            break;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            if (depth == 0) {
+                return -1;
+            }
+
+            if (--depth == 0) {
+                i++;
+                goto value_end;
+            }
+
+            break;
+
+        default:
+            break;
+        }
+    }
+
+value_end:
+
+    for ( /* void */ ; i < len; i++) {
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') {
+            return -1;
+        }
+    }
+
+    return (string || depth) ? -1 : 0;
+}

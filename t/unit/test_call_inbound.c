@@ -87,6 +87,16 @@ static const ci_case_t  cases[] = {
         "\"\xff\"}}"), -1, NULL, NULL, NULL, NULL, NULL,
       "not a JSON object" },
     { S(""), -1, NULL, NULL, NULL, NULL, NULL, "not a JSON object" },
+
+    /* yajl calls these whole: the start of a string after the value */
+    { S("{\"event\":\"call_inbound\",\"call_inbound\":{}}\""), -1, NULL,
+      NULL, NULL, NULL, NULL, "not a JSON object" },
+    { S("{\"event\":\"call_inbound\",\"call_inbound\":{}} \"x}"), -1,
+      NULL, NULL, NULL, NULL, NULL, "not a JSON object" },
+
+    /* white space after the value is fine */
+    { S(" {\"event\":\"call_inbound\",\"call_inbound\":{\"call_id\":"
+        "\"a\\\"}\"}} \r\n\t"), 0, "call_inbound", "", "", "", "a\"}", NULL },
 };
 
 

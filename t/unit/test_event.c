@@ -341,6 +341,16 @@ test_rejects(void)
     reject("{\"event\":\"call_started\"", "not valid JSON");
     reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\"}} {}",
            "not valid JSON");
+    /*
+     * yajl takes what starts a string after the value for a token still
+     * to come, and calls the text whole; jsonb refuses it (fuzz_event)
+     */
+    reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\"}}\"",
+           "not valid JSON");
+    reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\"}}\"x}",
+           "not valid JSON");
+    reject("{\"event\":\"call_started\",\"call\":{\"call_id\":\"a\"}} \"\\u0000",
+           "not valid JSON");
     reject("[]", "not a JSON object");
     reject("\"call_started\"", "not a JSON object");
     reject("{\"call\":{\"call_id\":\"a\"}}", "\"event\" is missing");
