@@ -20,6 +20,9 @@
 /* open ticket ids in the metadata, the most recent first */
 #define NGX_HTTP_RETELL_CALLER_IDS_MAX      "20"
 #define NGX_HTTP_RETELL_CALLER_VARS         12
+/* the longest 400 message: an event name, whole (a cut one is not UTF-8) */
+#define NGX_HTTP_RETELL_CALLER_ERR_LEN                                        \
+    (sizeof("event \"\" is not call_inbound") + NGX_HTTP_RETELL_SHORT_MAX_LEN)
 
 
 static const char  ngx_http_retell_caller_sql[] =
@@ -107,7 +110,7 @@ ngx_http_retell_caller_answer(ngx_http_request_t *r,
     ngx_http_retell_ctx_t *ctx)
 {
     int                              rc;
-    char                             err[128];
+    char                             err[NGX_HTTP_RETELL_CALLER_ERR_LEN];
     u_char                          *company;
     ngx_int_t                        run;
     const char                     **v;

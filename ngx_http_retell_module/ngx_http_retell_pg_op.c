@@ -15,21 +15,39 @@
 
 static void ngx_http_retell_pg_op_done(ngx_event_t *ev);
 static void ngx_http_retell_pg_op_timeout(ngx_event_t *ev);
+static ngx_queue_t *ngx_http_retell_pg_behind_urgent(
+    ngx_http_retell_pg_pool_t *pool, ngx_uint_t *nurgent);
 
 
 ngx_int_t
 ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
     ngx_http_retell_pg_op_t *op)
 {
-    ngx_queue_t              *q;
-    ngx_http_retell_pg_op_t  *ahead;
+    ngx_uint_t    n;
+    ngx_queue_t  *q;
 
     if (pool->closed) {
         return NGX_DECLINED;
     }
 
-    if (pool->nwaiting >= pool->max_waiting) {
+    /*
+     * a caller waits on the phone for an urgent op, not a retry: ahead of
+     * the others, behind the urgent ones already waiting (first come,
+     * first served among them, or the oldest would run out of budget);
+     * the deliveries waiting do not count against it, the urgent ones do
+     */
+
+    if (op->urgent) {
+        q = ngx_http_retell_pg_behind_urgent(pool, &n);
+        if (n >= pool->max_waiting) {
+            return NGX_BUSY;
+        }
+
+    } else if (pool->nwaiting >= pool->max_waiting) {
         return NGX_BUSY;
+
+    } else {
+        q = ngx_queue_sentinel(&pool->waiting);
     }
 
     op->pool = pool;
@@ -40,31 +58,8 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 
     ngx_http_retell_pg_arm(op);
 
-    /*
-     * a caller waits on the phone for an urgent op, not a retry: ahead of
-     * the others, behind the urgent ones already waiting (first come,
-     * first served among them, or the oldest would run out of budget)
-     */
-
-    if (op->urgent) {
-        for (q = ngx_queue_head(&pool->waiting);
-             q != ngx_queue_sentinel(&pool->waiting);
-             q = ngx_queue_next(q))
-        {
-            ahead = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
-
-            if (!ahead->urgent) {
-                break;
-            }
-        }
-
-        /* before q: the tail of a list that q would head */
-        ngx_queue_insert_tail(q, &op->queue);
-
-    } else {
-        ngx_queue_insert_tail(&pool->waiting, &op->queue);
-    }
-
+    /* before q: the tail of a list that q would head */
+    ngx_queue_insert_tail(q, &op->queue);
     op->waiting = 1;
     pool->nwaiting++;
 
@@ -89,7 +84,38 @@ ngx_http_retell_pg_run(ngx_http_retell_pg_pool_t *pool,
 }
 
 
-/* the pool's own command, ahead of the deliveries */
+/*
+ * The queue holds the urgent ops, oldest first, then the others: the
+ * first op that is not urgent (or the sentinel), and how many are ahead
+ */
+
+static ngx_queue_t *
+ngx_http_retell_pg_behind_urgent(ngx_http_retell_pg_pool_t *pool,
+    ngx_uint_t *nurgent)
+{
+    ngx_queue_t              *q;
+    ngx_http_retell_pg_op_t  *ahead;
+
+    *nurgent = 0;
+
+    for (q = ngx_queue_head(&pool->waiting);
+         q != ngx_queue_sentinel(&pool->waiting);
+         q = ngx_queue_next(q))
+    {
+        ahead = ngx_queue_data(q, ngx_http_retell_pg_op_t, queue);
+
+        if (!ahead->urgent) {
+            break;
+        }
+
+        (*nurgent)++;
+    }
+
+    return q;
+}
+
+
+/* the pool's own command, ahead of everything waiting */
 
 void
 ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
@@ -97,6 +123,7 @@ ngx_http_retell_pg_run_first(ngx_http_retell_pg_pool_t *pool,
 {
     op->pool = pool;
     op->alone = 0;
+    op->urgent = 1;
 
     ngx_http_retell_pg_arm(op);
 
@@ -210,13 +237,16 @@ ngx_http_retell_pg_complete(ngx_http_retell_pg_op_t *op, PGresult *res,
 
 
 /*
- * back at the head of the queue: an op that is safe to send again whose
- * connection broke, or a member of a batch that failed
+ * back in the queue, ahead of its kind (it is older than any of them): an
+ * op that is safe to send again whose connection broke, or a member of a
+ * batch that failed; a delivery stays behind the urgent ops waiting
  */
 
 void
 ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
 {
+    ngx_uint_t                  n;
+    ngx_queue_t                *q;
     ngx_http_retell_pg_pool_t  *pool;
 
     ngx_http_retell_pg_attempt_end(op);
@@ -225,7 +255,14 @@ ngx_http_retell_pg_requeue(ngx_http_retell_pg_op_t *op)
 
     op->conn = NULL;
 
-    ngx_queue_insert_head(&pool->waiting, &op->queue);
+    if (op->urgent) {
+        ngx_queue_insert_head(&pool->waiting, &op->queue);
+
+    } else {
+        q = ngx_http_retell_pg_behind_urgent(pool, &n);
+        ngx_queue_insert_tail(q, &op->queue);
+    }
+
     op->waiting = 1;
     pool->nwaiting++;
 }

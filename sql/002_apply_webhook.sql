@@ -98,6 +98,11 @@ DECLARE
     v_event_id    bigint;
     v_company     bigint;
     v_customer    bigint;
+    v_unnamed     boolean;
+    -- an empty name is none: the inbound call webhook answers "" for a
+    -- known caller without one, and Retell echoes it back in the call
+    v_name        text := COALESCE(NULLIF(p_collected ->> 'customer_name', ''),
+                                   NULLIF(p_llm_variables ->> 'customer_name', ''));
     v_call        record;
     v_idx         integer;
     v_wide        boolean;
@@ -173,18 +178,22 @@ BEGIN
     -- that customer's without a second match by phone, if still of this
     -- company; the phone stays the fallback
     IF p_metadata ->> 'retell_customer_id' ~ '^[0-9]{1,18}$' THEN
-        SELECT cu.id INTO v_customer
+        SELECT cu.id, cu.name IS NULL INTO v_customer, v_unnamed
           FROM retell.customers cu
          WHERE cu.id = (p_metadata ->> 'retell_customer_id')::bigint
            AND cu.company_id = v_company;
+
+        -- the name is filled as by a match by phone
+        IF v_unnamed AND v_name IS NOT NULL THEN
+            UPDATE retell.customers SET name = v_name
+             WHERE id = v_customer AND name IS NULL;
+        END IF;
     END IF;
 
     IF v_customer IS NULL AND p_phone_e164 IS NOT NULL THEN
         INSERT INTO retell.customers AS cu
                (company_id, phone_e164, phone_raw, phone_display, name)
-        VALUES (v_company, p_phone_e164, p_phone_raw, p_phone_display,
-                COALESCE(p_collected ->> 'customer_name',
-                         p_llm_variables ->> 'customer_name'))
+        VALUES (v_company, p_phone_e164, p_phone_raw, p_phone_display, v_name)
         ON CONFLICT (company_id, phone_e164) DO UPDATE
            SET name = COALESCE(cu.name, EXCLUDED.name)
         RETURNING cu.id INTO v_customer;

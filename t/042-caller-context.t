@@ -508,3 +508,69 @@ is(db_value(q{SELECT count(*) FROM retell.customers}), 3, "$name: no customer ma
 --- response_body_like eval
 [ qr/"customer_known":"false"/, qr/"customer_known":"false"/, qr/^\{"call_inbound":\{"dynamic_variables":\{\}\}\}$/,
   qr/retell_webhook_requests_total\{endpoint="call_inbound",outcome="applied"\} 2\n(?s:.*)retell_webhook_requests_total\{endpoint="call_inbound",outcome="unrouted"\} 1\n(?s:.*)retell_webhook_request_duration_seconds_count\{endpoint="call_inbound"\} 3\n/ ]
+
+
+
+=== TEST 21: an event name of 150 characters is named whole in the 400 (a 128-byte buffer cut it and left it unterminated)
+--- deliveries eval
+[ [ '/ci', '{"event":"' . ('e' x 150) . '","call_inbound":{}}' ] ]
+--- error_code: 400
+--- response_body_like eval
+qr/^\{"error":"invalid_payload","message":"event \\"e{150}\\" is not call_inbound"\}\n$/
+
+
+
+=== TEST 22: a known caller stored without a name, linked by the answer's metadata: the name the call collects is filled, as by a match by phone
+--- db_setup
+INSERT INTO retell.customers (company_id, phone_e164, phone_raw, phone_display) VALUES (1, '+14155550134', '+14155550134', '(415) 555-0134');
+INSERT INTO retell.customers (company_id, phone_e164, phone_raw, phone_display) VALUES (1, '+15105550148', '+15105550148', '(510) 555-0148');
+--- deliveries eval
+[ [ '/ci', ::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5', call_id => 'call_meta') ],
+  [ '/in', ::B('call_ended', 'call_meta', metadata => { retell_customer_id => 1, retell_open_ticket_ids => [] },
+               retell_llm_dynamic_variables => { customer_known => 'true', customer_name => '' },
+               collected_dynamic_variables => { customer_name => 'Dana Whitfield' }) ],
+  [ '/in', ::B('call_ended', 'call_phone', from_number => '+15105550148',
+               collected_dynamic_variables => { customer_name => 'Lee Park' }) ] ]
+--- error_code eval
+[200, 200, 200]
+--- db_check
+is(db_value(q{SELECT customer_id FROM retell.calls WHERE call_id = 'call_meta'}), 1, "$name: linked by the metadata");
+is(db_value(q{SELECT name FROM retell.customers WHERE id = 2}), 'Lee Park', "$name: by phone: the name is filled");
+is(db_value(q{SELECT name FROM retell.customers WHERE id = 1}), 'Dana Whitfield', "$name: by metadata: the name is filled");
+
+
+
+=== TEST 23: an event name of 61 "é" (122 bytes): the 400 is JSON in UTF-8 (the 128-byte buffer cut the name inside a character)
+--- deliveries eval
+[ [ '/ci', '{"event":"' . ("\xc3\xa9" x 61) . '","call_inbound":{}}' ] ]
+--- error_code: 400
+--- response_body_like eval
+qr/^\{"error":"invalid_payload"/
+--- db_check
+ok(eval { JSON::PP->new->utf8->decode($::body); 1 }, "$name: the answer decodes as UTF-8 JSON") or diag($@);
+
+
+
+=== TEST 24: an empty customer_name, as the answer gives a known caller with no name and Retell echoes back, is no name: a later call fills it
+--- db_setup
+INSERT INTO retell.customers (company_id, phone_e164, phone_raw, phone_display) VALUES (1, '+14155550134', '+14155550134', '(415) 555-0134');
+--- deliveries eval
+[ [ '/in', ::B('call_started', 'call_e1', retell_llm_dynamic_variables => { customer_known => 'true', customer_name => '' }) ],
+  [ '/in', ::B('call_ended', 'call_e2', collected_dynamic_variables => { customer_name => 'Dana Whitfield' }) ] ]
+--- error_code eval
+[200, 200]
+--- db_check
+is(db_value(q{SELECT name FROM retell.customers WHERE id = 1}), 'Dana Whitfield', "$name: the name filled by the later call");
+
+
+
+=== TEST 25: the client goes away while the lookup waits: the budget still answers (a closed connection), and nothing is left armed
+--- postgres: blackhole
+--- deliveries eval
+[ [ '/ci', ::CI(agent_id => 'agent_8a1b2c3d4e5f60718293a4b5', call_id => 'call_gone') ] ]
+--- timeout: 0.1
+--- abort
+--- ignore_response
+--- wait: 0.6
+--- error_log eval
+qr/\[warn\] .*retell call_inbound "call_gone": .*, answering without the caller's context/

@@ -4,6 +4,8 @@
 # deliveries waiting for a connection (they can wait: Retell retries
 # them), and lookups among themselves are first come, first served (each
 # at the head, the oldest would run out of budget behind the newest).
+# A delivery sent again after its connection broke stays behind the
+# lookups, and deliveries filling the queue's limit do not refuse one.
 #
 # A plain Test::More program: the pool's one connection is held by a
 # delivery waiting for a row lock, the others queue behind it (the debug
@@ -136,6 +138,47 @@ prio_block('TEST 3: PostgreSQL stopped under the pool: 200 with no variables wit
     Retell::pg_start();
     ok(wait_for(sub { (post('/ci', CI('+14155550134')))[1] =~ /"customer_known"/ }, 15),
        "$name: answered from the database again");
+});
+
+prio_block('TEST 4: the held delivery\'s connection lost while a lookup waits: the lookup still goes ahead of that delivery\'s retry (a retry went back to the head, ahead of it)', sub {
+    my $name = shift;
+    my ($held_lock, $held) = hold_connection('call_prio_held');
+    my $lookup = post_queued('/ci', CI('+14155550134'));
+    pg_log_mark();
+    ok(db_value(q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}),
+       "$name: the held delivery's backend terminated");
+    my ($ls, $lb) = post_finish($lookup);
+    is($ls, 200, "$name: the lookup answered");
+    like($lb, qr/"customer_known"/, "$name: from the database, not failing open behind the retried delivery");
+    is((ran())[0], '+14155550134', "$name: the lookup ran first on the new connection");
+    $held_lock->rollback;
+    is((post_finish($held))[0], 200, "$name: the held delivery applied on its retry");
+    like(block_log(), qr/retell postgres connection to .* lost/, "$name: the connection was lost");
+});
+
+# the wait queue's limit (pool x batch x 16) is the deliveries': a lookup,
+# which goes ahead of them all, is not refused with them
+block('TEST 5: a lookup arriving when deliveries fill the wait queue still waits, ahead of them, and is answered from the database', workers => 1,
+      http => Retell::pg_logging_http_config()
+              . "retell_postgres_pool 1;\nretell_postgres_batch 1;\nretell_postgres_timeout 10s;\n",
+      config => Retell::webhook_locations()
+                . "location = /ci { retell_webhook call_inbound; retell_webhook_secret $Retell::SECRET;"
+                . " retell_call_inbound_timeout 2s; }\n"
+                . "location = /fast { return 200 \"fast\\n\"; }\n",
+      test => sub {
+    my $name = shift;
+    my ($held_lock, $held) = hold_connection('call_prio_held');
+    my @queued = map { post_queued('/in', B('call_started', "call_prio_q$_", from_number => sprintf('+1415555%04d', 2000 + $_))) } 1 .. 16;
+    my ($s) = post('/in', B('call_started', 'call_prio_q17', from_number => '+14155552017'));
+    is($s, 503, "$name: the queue is full: the next delivery is refused");
+    my $lookup = post_queued('/ci', CI('+14155550134'));
+    pg_log_mark();
+    $held_lock->rollback;
+    my ($ls, $lb) = post_finish($lookup);
+    is($ls, 200, "$name: the lookup answered");
+    like($lb, qr/"customer_known"/, "$name: from the database, once the held delivery is done");
+    is((ran())[1], '+14155550134', "$name: right after the held delivery");
+    is(scalar(grep { (post_finish($_))[0] == 200 } $held, @queued), 17, "$name: the deliveries waiting applied");
 });
 
 done_testing();
