@@ -419,11 +419,6 @@ ngx_http_retell_outbox_sent(ngx_http_retell_smtp_t *s)
     ob->rejected = s->rejected;
 
     ngx_http_retell_metrics_smtp_session(ngx_current_msec - ob->session_start);
-    ngx_http_retell_metrics_email(
-        s->result == NGX_HTTP_RETELL_SMTP_SENT && s->nretry == 0
-        ? NGX_HTTP_RETELL_EMAIL_SENT
-        : s->result == NGX_HTTP_RETELL_SMTP_PERMANENT
-          ? NGX_HTTP_RETELL_EMAIL_FAILED : NGX_HTTP_RETELL_EMAIL_DEFERRED);
 
     switch (s->result) {
 
@@ -582,6 +577,7 @@ static void
 ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
+    char                      *status;
     ngx_http_retell_outbox_t  *ob;
 
     ob = op->data;
@@ -589,12 +585,35 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
     if (error == NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
 
         if (PQntuples(res) == 1) {
+            status = PQgetvalue(res, 0, NGX_HTTP_RETELL_RECORDED_STATUS);
+
             ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ob->log, 0,
                            "retell outbox %V: %s after %s attempts",
-                           &ob->id,
-                           PQgetvalue(res, 0, NGX_HTTP_RETELL_RECORDED_STATUS),
+                           &ob->id, status,
                            PQgetvalue(res, 0,
                                       NGX_HTTP_RETELL_RECORDED_ATTEMPTS));
+
+            /*
+             * counted as the row now stands: a temporary failure at the
+             * attempt limit is "failed", as the table says
+             */
+
+            ngx_http_retell_metrics_email(
+                ngx_strcmp(status, "sent") == 0
+                ? NGX_HTTP_RETELL_EMAIL_SENT
+                : ngx_strcmp(status, "failed") == 0
+                  ? NGX_HTTP_RETELL_EMAIL_FAILED
+                  : NGX_HTTP_RETELL_EMAIL_DEFERRED);
+
+            if (ngx_strcmp(status, "failed") == 0
+                && ob->result != NGX_HTTP_RETELL_SMTP_PERMANENT)
+            {
+                ngx_log_error(NGX_LOG_ERR, ob->log, 0,
+                              "retell outbox %V (call \"%V\"): given up "
+                              "after %s attempts", &ob->id, &ob->call_id,
+                              PQgetvalue(res, 0,
+                                         NGX_HTTP_RETELL_RECORDED_ATTEMPTS));
+            }
 
         } else {
             /* fenced: another worker holds the row now, its word stands */

@@ -126,6 +126,7 @@ ngx_http_retell_pg_batch(ngx_http_retell_pg_pool_t *pool,
     b->op.idempotent = 1;       /* each member is */
     b->op.batchable = 0;
     b->op.alone = 0;
+    b->op.timed_out = 0;
     b->op.named = 1;            /* pool->batch_sql lives as the pool */
 
     ngx_http_retell_pg_arm(&b->op);
@@ -195,7 +196,11 @@ ngx_http_retell_pg_batch_leave(ngx_http_retell_pg_op_t *op)
     }
 
     if (b->live == 0) {
-        /* its statement is drained off-line, as a cancelled op's */
+        /*
+         * its statement is drained off-line, as a cancelled op's, and
+         * counted as its last member left: timed out or gone
+         */
+        b->op.timed_out = op->timed_out;
         ngx_http_retell_pg_cancel(&b->op);
         ngx_http_retell_pg_batch_free(b);
     }

@@ -285,11 +285,22 @@ ngx_str_t  ngx_http_retell_outcomes[] = {
 ngx_int_t
 ngx_http_retell_outcome(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
 {
-    ngx_uint_t                   status;
+    ngx_uint_t                   status, answered;
     ngx_http_retell_loc_conf_t  *rlcf;
+
+    /* what nginx answered (as $status) */
+    answered = r->err_status ? r->err_status : r->headers_out.status;
 
     if (ctx) {
         status = ctx->status;
+
+        if (status == 0
+            && (answered == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                || answered == NGX_HTTP_BAD_REQUEST))
+        {
+            /* nginx refused the body in a later read (a chunk too large) */
+            status = answered;
+        }
 
     } else {
         /* nginx refused the body before the module ran */
@@ -297,7 +308,7 @@ ngx_http_retell_outcome(ngx_http_request_t *r, ngx_http_retell_ctx_t *ctx)
         rlcf = ngx_http_get_module_loc_conf(r, ngx_http_retell_module);
 
         if (rlcf->webhook == 0
-            || r->headers_out.status != NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)
+            || answered != NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)
         {
             return NGX_DECLINED;
         }

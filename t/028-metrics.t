@@ -217,7 +217,7 @@ metrics_block('TEST 5: a reload that fails after making a new zone: the workers 
         my $m;
         ok(wait_for(sub { ($m) = ::scrape(port => $port); ($m->{$applied} // 0) == 1 }, 5), "$name: counted");
         # another size (a new zone is made) and a port held here: the cycle fails at bind()
-        my $busy = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => $port + 2, ReuseAddr => 0) or die "port: $!";
+        my $busy = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => $port + 2, ReuseAddr => 1) or die "port: $!";
         my $text = do { local $/; open my $in, '<', $conf or die $!; <$in> };
         (my $bad = $text) =~ s/retell_postgres "/retell_metrics_zone 128k;\nretell_postgres "/;
         $bad =~ s/server \{\n    listen 127.0.0.1:$port;/server { listen 127.0.0.1:@{[ $port + 2 ]}; return 204; }\nserver {\n    listen 127.0.0.1:$port;/;
