@@ -10,14 +10,15 @@
 -- The tombstones' column, pruned_at, is added by 001_schema.sql, so that
 -- 002's function finds it whatever order a running nginx meets them in.
 
--- One bounded step: the next p_batch rows by primary key after p_after,
--- those past their age turned into tombstones (applied: p_applied_age;
--- stored unrouted: p_unrouted_age).  Returns the last id examined (the
--- next call's p_after), how many were pruned, and whether the scan reached
--- rows too young for either age (ids grow with time: nothing after them
--- is due).  Each call is its own short transaction: no long lock, no WAL
--- burst; an interrupted run resumes from the start and finds nothing
--- pruned twice.
+-- One bounded step: the next p_batch rows not yet pruned, by primary key
+-- after p_after, those past their age turned into tombstones (applied:
+-- p_applied_age; stored unrouted: p_unrouted_age).  Returns the last id
+-- examined (the next call's p_after), how many were pruned, and whether
+-- the scan reached rows too young for either age (ids grow with time:
+-- nothing after them is due).  Each call is its own short transaction: no
+-- long lock, no WAL burst.  The tombstones are passed over, not counted
+-- in a batch: a run stopped after N batches (--max-batches) goes on from
+-- where it stopped the next time, not over the same rows again.
 CREATE OR REPLACE FUNCTION retell.prune_payloads(
     p_applied_age   interval,
     p_unrouted_age  interval,
@@ -28,15 +29,14 @@ CREATE OR REPLACE FUNCTION retell.prune_payloads(
     OUT done        boolean)
 LANGUAGE sql AS $$
     WITH scan AS (
-        SELECT id, received_at, applied_at, pruned_at
+        SELECT id, received_at, applied_at
           FROM retell.webhook_events
-         WHERE id > p_after
+         WHERE id > p_after AND pruned_at IS NULL
          ORDER BY id
          LIMIT p_batch
     ), victims AS (
         SELECT id FROM scan
-         WHERE pruned_at IS NULL
-           AND ((applied_at IS NOT NULL
+         WHERE ((applied_at IS NOT NULL
                  AND received_at < now() - p_applied_age)
                 OR (applied_at IS NULL
                     AND received_at < now() - p_unrouted_age))
