@@ -160,3 +160,21 @@ is($routed, 2, "$name: the replayed body routed to the call's company");
 is(db_value(q{SELECT company_id FROM retell.webhook_events WHERE call_id = 'rev_co' AND replayed_at IS NOT NULL}), $routed,
    "$name: the stored row marked applied by that company (decisions.md: 'applied by the company the new one routed to')");
 like($dry, qr/would route to company 2/, "$name: the dry run said company 2");
+
+
+
+=== TEST 8: tools/migrate behind a long transaction on what it replaces: it gives up at its lock_timeout, changing nothing, rather than hold up what queues behind it; applied again once the lock is gone
+--- deliveries eval
+[ [ '/in', ::B('call_started', 'rev_migrate') ] ]
+--- error_code: 200
+--- db_check
+my $reader = Retell::lock_rows(q{SELECT count(*) FROM retell.call_records});
+my $out = `PGOPTIONS='-c lock_timeout=300ms' timeout 30 $Retell::REPO/tools/migrate "$Retell::PG" 2>&1`;
+my $rc = $? >> 8;
+isnt($rc, 0, "$name: the migration failed");
+isnt($rc, 124, "$name: by itself, not killed by timeout(1)");
+like($out, qr/lock timeout/, "$name: at its lock_timeout");
+$reader->rollback;
+$out = `$Retell::REPO/tools/migrate "$Retell::PG" 2>&1`;
+is($? >> 8, 0, "$name: applied once the lock is gone") or diag($out);
+is(db_value(q{SELECT count(*) FROM retell.call_records WHERE call_id = 'rev_migrate'}), 1, "$name: nothing lost");
