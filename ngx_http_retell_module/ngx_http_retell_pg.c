@@ -784,6 +784,11 @@ ngx_http_retell_pg_yield(ngx_http_retell_pg_pool_t *pool)
             || (ngx_msec_int_t) (pool->probe.timer.key
                                  - (ngx_current_msec + age)) > 0)
         {
+            /* earlier: set anew, ngx_add_timer() keeps small moves */
+            if (pool->probe.timer_set) {
+                ngx_del_timer(&pool->probe);
+            }
+
             ngx_add_timer(&pool->probe, age);
         }
 

@@ -140,8 +140,13 @@ ngx_http_retell_pg_schedule(ngx_http_retell_pg_pool_t *pool)
 
     /*
      * even when it is due now, from the timer: run() may be on the
-     * stack, and a failing attempt must not loop
+     * stack, and a failing attempt must not loop; an earlier time is set
+     * anew (ngx_add_timer() keeps a timer it would move by under 300 ms)
      */
+
+    if (pool->probe.timer_set) {
+        ngx_del_timer(&pool->probe);
+    }
 
     ngx_add_timer(&pool->probe, delay > 0 ? (ngx_msec_t) delay : 1);
 }

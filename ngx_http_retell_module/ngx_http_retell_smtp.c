@@ -21,8 +21,10 @@ static void ngx_http_retell_smtp_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s);
 static ngx_int_t ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s);
 static ngx_int_t ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s);
+static void ngx_http_retell_smtp_accepted(ngx_http_retell_smtp_t *s);
 #if (NGX_SSL)
 static void ngx_http_retell_smtp_handshaked(ngx_connection_t *c);
+static void ngx_http_retell_smtp_handshake_handler(ngx_event_t *ev);
 #endif
 
 
@@ -305,6 +307,21 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
         }
 
         if (n == NGX_ERROR || n == 0) {
+
+            /* a 250 to the end of data read before the close still counts */
+
+            if (rc == NGX_AGAIN && s->state == NGX_HTTP_RETELL_SMTP_BODY) {
+                rc = ngx_http_retell_smtp_parse_lines(s);
+
+                if (rc == NGX_ERROR) {
+                    return NGX_ERROR;
+                }
+            }
+
+            if (rc == NGX_OK) {
+                ngx_http_retell_smtp_accepted(s);
+            }
+
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                                       (s->state == NGX_HTTP_RETELL_SMTP_START
                                        && b->last == b->start)
@@ -420,13 +437,33 @@ ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s)
 static ngx_int_t
 ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
 {
-    ngx_http_retell_smtp_refused(s, "protocol");
+    ngx_http_retell_smtp_accepted(s);
+
+    if (!s->sent) {
+        ngx_http_retell_smtp_refused(s, "protocol");
+    }
+
     ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
                               "%V sent data after its reply to %s",
                               s->peer.name,
                               s->state == NGX_HTTP_RETELL_SMTP_STARTTLS
                               ? "STARTTLS" : "a command");
     return NGX_ERROR;
+}
+
+
+/*
+ * the whole reply just read is a 250 to the end of data: the server has
+ * taken the message, whatever it does next (bytes not asked for, a close),
+ * and it must not be sent again
+ */
+
+static void
+ngx_http_retell_smtp_accepted(ngx_http_retell_smtp_t *s)
+{
+    if (s->state == NGX_HTTP_RETELL_SMTP_BODY && s->code == 250) {
+        s->sent = 1;
+    }
 }
 
 
@@ -685,6 +722,9 @@ ngx_http_retell_smtp_starttls(ngx_http_retell_smtp_t *s)
     }
 #endif
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "retell smtp: TLS handshake with %V", s->peer.name);
+
     rc = ngx_ssl_handshake(c);
 
     if (rc == NGX_AGAIN) {
@@ -693,8 +733,43 @@ ngx_http_retell_smtp_starttls(ngx_http_retell_smtp_t *s)
         }
 
         c->ssl->handler = ngx_http_retell_smtp_handshaked;
+        c->read->handler = ngx_http_retell_smtp_handshake_handler;
+        c->write->handler = ngx_http_retell_smtp_handshake_handler;
         return;
     }
+
+    ngx_http_retell_smtp_handshaked(c);
+}
+
+
+/*
+ * nginx's own handshake handler does not look at c->close: at
+ * worker_shutdown_timeout a session in its handshake would live on until
+ * its timer, so the handshake runs under this one
+ */
+
+static void
+ngx_http_retell_smtp_handshake_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c;
+    ngx_http_retell_smtp_t  *s;
+
+    c = ev->data;
+    s = c->data;
+
+    if (c->close) {
+        ngx_http_retell_smtp_abort(s, "worker is shutting down");
+        return;
+    }
+
+    if (!ev->timedout && ngx_ssl_handshake(c) == NGX_AGAIN) {
+        /* ngx_ssl_handshake() set its own handler again */
+        c->read->handler = ngx_http_retell_smtp_handshake_handler;
+        c->write->handler = ngx_http_retell_smtp_handshake_handler;
+        return;
+    }
+
+    /* done, failed, or timed out (then not handshaked: it fails) */
 
     ngx_http_retell_smtp_handshaked(c);
 }

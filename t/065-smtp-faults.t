@@ -479,4 +479,52 @@ fault_block('TEST 20: docs/email.md\'s "send again" SQL puts a failed row back: 
         is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
     });
 
+fault_block('TEST 21: a 250 to the end of data with more bytes after it (a 421) in the same read: the message was taken, it is not sent again (it was: the unasked bytes failed the session before the 250 counted)',
+    http => ::smtp_config(extra => "retell_smtp_starttls off;\n"),
+    test => sub {
+        my ($name) = @_;
+        ::script_start(script => { end_of_data => [ { sessions => 1, reply => '250 2.0.0 queued',
+                                                      inject => "421 4.3.2 shutting down\r\n", then => 'close' } ] });
+        Retell::queue_rows(1);
+        ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ || @{ ::messages() } >= 2 }, 15), "$name: ended");
+        is(::outbox()->{status}, 'sent', "$name: sent");
+        is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+        is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
+        unlike(block_log(), qr/failed at protocol/, "$name: not logged as a server problem");
+    });
+
+
+fault_block('TEST 22: a 250 to the end of data, then the server closes without a reply to QUIT: sent once',
+    http => ::smtp_config(extra => "retell_smtp_starttls off;\n"),
+    test => sub {
+        my ($name) = @_;
+        ::script_start(script => { end_of_data => [ { sessions => 1, reply => '250 2.0.0 queued', then => 'close' } ] });
+        Retell::queue_rows(1);
+        ok(wait_for(sub { ::outbox()->{status} =~ /^(sent|failed)$/ || @{ ::messages() } >= 2 }, 15), "$name: ended");
+        is(::outbox()->{status}, 'sent', "$name: sent");
+        is(::outbox()->{attempts}, 1, "$name: at the first attempt");
+        is_deeply([ values %{ ::by_message_id() } ], [1], "$name: one message at the server");
+    });
+
+
+fault_block('TEST 23: worker_shutdown_timeout ends a session in its TLS handshake at once, not at the step timeout (nginx\'s own handshake handler does not look at c->close)',
+    main => "worker_shutdown_timeout 1s;\n",
+    http => ::smtp_config(timeout => '10s', extra => ::tls_config()),
+    test => sub {
+        my ($name) = @_;
+        ::script_start(script => { starttls => [ { sessions => 1, reply => '220 2.0.0 go ahead', handshake => JSON::PP::false() } ] });
+        Retell::queue_rows(1);
+        ok(wait_for(sub { block_log() =~ /retell smtp: TLS handshake with/ }, 10), "$name: in the handshake");
+        my ($master, $old) = nginx_pids();
+        kill 'HUP', $master;
+        my $t0 = time;
+        ok(wait_for(sub { !pid_alive($old) }, 20), "$name: the old worker exits");
+        cmp_ok(time - $t0, '<', 5, "$name: at the 1 s shutdown timeout, not the 10 s step timeout");
+        like(block_log(), qr/worker is shutting down/, "$name: the session ended for the shutdown");
+        unlike(block_log(), qr/open socket|\[alert\]/, "$name: no socket left open");
+        ok(wait_for(sub { ::outbox()->{status} eq 'sent' }, 20), "$name: the message goes out later, from the new worker");
+        is_deeply([ values %{ ::by_message_id() } ], [1], "$name: once");
+    });
+
+
 done_testing();
