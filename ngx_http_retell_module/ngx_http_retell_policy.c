@@ -33,22 +33,24 @@ ngx_http_retell_policy(const ngx_http_retell_facts_t *facts)
         return d;
     }
 
-    /* rule 2, both directions */
-
-    if (facts->action_required == 1) {
-        d.status = NGX_HTTP_RETELL_STATUS_NEW;
-        d.email = NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED;
-        return d;
-    }
-
     /*
-     * rule 2b, inbound: a caller the platform dropped was never heard
-     * out (and Retell runs no analysis of such a call)
+     * rule 1c, inbound: a caller the platform dropped was never heard
+     * out (and Retell runs no analysis of such a call); the spec puts it
+     * in rule 1, so the email says the call failed even when the call's
+     * variables also asked for action
      */
 
     if (facts->call_failed && !facts->outbound) {
         d.status = NGX_HTTP_RETELL_STATUS_NEW;
         d.email = NGX_HTTP_RETELL_EMAIL_CALL_FAILED;
+        return d;
+    }
+
+    /* rule 2, both directions */
+
+    if (facts->action_required == 1) {
+        d.status = NGX_HTTP_RETELL_STATUS_NEW;
+        d.email = NGX_HTTP_RETELL_EMAIL_ACTION_REQUIRED;
         return d;
     }
 

@@ -34,6 +34,25 @@ BEGIN
 END;
 $$;
 
+-- A call's fact as a delivery leaves it: the delivery's value, or the
+-- stored one when it has none; but a delivery from during the call (its
+-- call_status registered or ongoing: a retried call_started or transfer
+-- event) that arrives after the call ended only fills what is missing:
+-- its transcript and variables are older than the stored ones.  Inlined
+-- by the planner (one SQL expression).
+CREATE OR REPLACE FUNCTION retell.call_fact(stored_status text,
+                                            incoming_status text,
+                                            stored anyelement,
+                                            incoming anyelement)
+RETURNS anyelement
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN incoming_status IN ('registered', 'ongoing')
+                     AND stored_status IS NOT NULL
+                     AND stored_status NOT IN ('registered', 'ongoing')
+                THEN COALESCE(stored, incoming)
+                ELSE COALESCE(incoming, stored) END
+$$;
+
 CREATE OR REPLACE FUNCTION retell.apply_webhook(
     p_endpoint              text,       -- 'inbound' or 'outbound'
     p_event                 text,
@@ -225,6 +244,8 @@ BEGIN
             p_transferred, p_analyzed, COALESCE(p_transfer_failed, false),
             COALESCE(p_call_failed, false), p_data_storage_setting)
     ON CONFLICT (call_id) DO UPDATE SET
+        -- a call's facts grow: a delivery's value replaces the stored one
+        -- (retell.call_fact: not a late one's from during the call)
         customer_id = COALESCE(c.customer_id, EXCLUDED.customer_id),
         agent_id = COALESCE(EXCLUDED.agent_id, c.agent_id),
         from_number = COALESCE(EXCLUDED.from_number, c.from_number),
@@ -237,41 +258,46 @@ BEGIN
                  AND c.call_status IS NOT NULL
             THEN c.call_status
             ELSE COALESCE(EXCLUDED.call_status, c.call_status) END,
-        disconnection_reason = COALESCE(EXCLUDED.disconnection_reason,
-                                        c.disconnection_reason),
+        disconnection_reason = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.disconnection_reason, EXCLUDED.disconnection_reason),
         started_at = COALESCE(c.started_at, EXCLUDED.started_at),
-        ended_at = COALESCE(EXCLUDED.ended_at, c.ended_at),
-        duration_ms = COALESCE(EXCLUDED.duration_ms, c.duration_ms),
-        transcript = COALESCE(EXCLUDED.transcript, c.transcript),
-        recording_url = COALESCE(EXCLUDED.recording_url, c.recording_url),
-        transfer_destination = COALESCE(EXCLUDED.transfer_destination,
-                                        c.transfer_destination),
+        ended_at = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.ended_at, EXCLUDED.ended_at),
+        duration_ms = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.duration_ms, EXCLUDED.duration_ms),
+        transcript = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.transcript, EXCLUDED.transcript),
+        recording_url = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.recording_url, EXCLUDED.recording_url),
+        transfer_destination = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.transfer_destination, EXCLUDED.transfer_destination),
         call_summary = COALESCE(EXCLUDED.call_summary, c.call_summary),
         call_successful = COALESCE(EXCLUDED.call_successful,
                                    c.call_successful),
-        in_voicemail = COALESCE(EXCLUDED.in_voicemail, c.in_voicemail),
+        in_voicemail = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.in_voicemail, EXCLUDED.in_voicemail),
         user_sentiment = COALESCE(EXCLUDED.user_sentiment, c.user_sentiment),
         custom_analysis_data = COALESCE(EXCLUDED.custom_analysis_data,
                                         c.custom_analysis_data),
-        collected_dynamic_variables =
-            COALESCE(EXCLUDED.collected_dynamic_variables,
-                     c.collected_dynamic_variables),
-        retell_llm_dynamic_variables =
-            COALESCE(EXCLUDED.retell_llm_dynamic_variables,
-                     c.retell_llm_dynamic_variables),
-        metadata = COALESCE(EXCLUDED.metadata, c.metadata),
+        collected_dynamic_variables = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.collected_dynamic_variables, EXCLUDED.collected_dynamic_variables),
+        retell_llm_dynamic_variables = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.retell_llm_dynamic_variables, EXCLUDED.retell_llm_dynamic_variables),
+        metadata = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.metadata, EXCLUDED.metadata),
         action_required_analysis =
             COALESCE(EXCLUDED.action_required_analysis,
                      c.action_required_analysis),
-        action_required_collected =
-            COALESCE(EXCLUDED.action_required_collected,
-                     c.action_required_collected),
+        action_required_collected = retell.call_fact(c.call_status, EXCLUDED.call_status,
+            c.action_required_collected, EXCLUDED.action_required_collected),
         -- custom_analysis_data outranks the collected variables, whatever
         -- order they arrived in
         action_required = COALESCE(EXCLUDED.action_required_analysis,
                                    c.action_required_analysis,
-                                   EXCLUDED.action_required_collected,
-                                   c.action_required_collected),
+                                   retell.call_fact(c.call_status,
+                                       EXCLUDED.call_status,
+                                       c.action_required_collected,
+                                       EXCLUDED.action_required_collected)),
         qualified = COALESCE(EXCLUDED.qualified, c.qualified),
         transferred = c.transferred OR EXCLUDED.transferred,
         analyzed = c.analyzed OR EXCLUDED.analyzed,
@@ -363,6 +389,13 @@ BEGIN
                 v_email := 'queued';
             END IF;
         END IF;
+
+    ELSIF EXISTS (SELECT 1 FROM retell.email_outbox o
+                   WHERE o.call_id = p_call_id)
+    THEN
+        -- queued by an earlier event whose facts asked for it: still the
+        -- call's email
+        v_email := 'queued';
     END IF;
 
     -- past its time the client has been told 503: do not commit behind it

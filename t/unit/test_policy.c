@@ -102,16 +102,18 @@ static const failure_case_t  failures[] = {
       XFER },
     { "out 1 a transfer that went through wins", OUT, 1, 1, 1, 0, ABS,
       "new", XFER },
-    { "in 2b call failed", IN, 0, 0, 1, 0, ABS, "new", CFAIL },
-    { "in 2b call failed, analyzed without action", IN, 0, 0, 1, 1, ABS,
+    { "in 1c call failed", IN, 0, 0, 1, 0, ABS, "new", CFAIL },
+    { "in 1c call failed, analyzed without action", IN, 0, 0, 1, 1, ABS,
       "new", CFAIL },
-    { "in 2 action true before call failed", IN, 0, 0, 1, 1, 1, "new",
-      ACT },
-    { "in 2b call failed wins over action false", IN, 0, 0, 1, 1, 0,
+    { "in 1c call failed before action true (rule 1 before 2)", IN, 0, 0,
+      1, 1, 1, "new", CFAIL },
+    { "in 1c call failed wins over action false", IN, 0, 0, 1, 1, 0,
       "new", CFAIL },
-    { "out 2b does not apply outbound", OUT, 0, 0, 1, 0, ABS, "closed",
+    { "out 1c does not apply outbound", OUT, 0, 0, 1, 0, ABS, "closed",
       NONE },
-    { "out 2b does not apply outbound, analyzed", OUT, 0, 0, 1, 1, 0,
+    { "out 1c does not apply outbound, action true", OUT, 0, 0, 1, 1, 1,
+      "new", ACT },
+    { "out 1c does not apply outbound, analyzed", OUT, 0, 0, 1, 1, 0,
       "closed", NONE },
     { NULL, 0, 0, 0, 0, 0, 0, NULL, 0 }
 };
@@ -146,8 +148,8 @@ test_every_combination(void)
 
         email = f.transferred ? XFER
                 : f.transfer_failed ? XFAIL
-                : f.action_required == 1 ? ACT
                 : (f.call_failed && !f.outbound) ? CFAIL
+                : f.action_required == 1 ? ACT
                 : NONE;
 
         status_new = (email != NONE);
