@@ -29,6 +29,14 @@ static char *ngx_http_retell_add_secret(ngx_conf_t *cf,
 static ngx_int_t ngx_http_retell_init_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_retell_module_file_check(ngx_conf_t *cf);
+static char *ngx_http_retell_positive_msec(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+/* a time of 0 would fail every request at once, or refuse every one */
+static ngx_conf_post_t  ngx_http_retell_positive_time = {
+    ngx_http_retell_positive_msec
+};
 
 
 static ngx_conf_num_bounds_t  ngx_http_retell_pool_bounds = {
@@ -101,7 +109,7 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_retell_loc_conf_t, signature_tolerance),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -143,21 +151,21 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_retell_main_conf_t, postgres_connect_timeout),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_postgres_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_retell_loc_conf_t, postgres_timeout),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_call_inbound_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_retell_loc_conf_t, call_inbound_timeout),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_company"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -227,7 +235,7 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_retell_main_conf_t, smtp.timeout),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_smtp_max_attempts"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -241,7 +249,7 @@ static ngx_command_t  ngx_http_retell_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_retell_main_conf_t, smtp_backoff),
-      NULL },
+      &ngx_http_retell_positive_time },
 
     { ngx_string("retell_ticket_url"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -762,4 +770,17 @@ ngx_http_retell_exit_process(ngx_cycle_t *cycle)
     if (rmcf && rmcf->pool) {
         ngx_http_retell_pg_pool_close(rmcf->pool);
     }
+}
+
+
+static char *
+ngx_http_retell_positive_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *msp = data;
+
+    if (*msp == 0) {
+        return "must be more than 0";
+    }
+
+    return NGX_CONF_OK;
 }
