@@ -175,7 +175,7 @@ ngx_http_retell_metrics_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t
 ngx_http_retell_metrics_zone(ngx_conf_t *cf, ngx_http_retell_main_conf_t *rmcf)
 {
-    size_t           size;
+    size_t           size, min;
     ngx_str_t        name = ngx_string("retell_metrics");
     ngx_shm_zone_t  *shm_zone;
 
@@ -197,12 +197,13 @@ ngx_http_retell_metrics_zone(ngx_conf_t *cf, ngx_http_retell_main_conf_t *rmcf)
         size = NGX_HTTP_RETELL_METRICS_ZONE;
     }
 
-    if (size < 8 * ngx_pagesize
-        || size < 2 * sizeof(ngx_http_retell_metrics_t))
-    {
+    min = ngx_max(8 * ngx_pagesize, 2 * sizeof(ngx_http_retell_metrics_t));
+
+    if (size < min) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"retell_metrics_zone\" of %uz bytes is too "
-                           "small", size);
+                           "small, at least %uzk are needed", size,
+                           (min + 1023) / 1024);
         return NGX_ERROR;
     }
 

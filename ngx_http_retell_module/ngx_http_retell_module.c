@@ -610,6 +610,13 @@ ngx_http_retell_read_secret(ngx_conf_t *cf, ngx_str_t *path,
         goto done;
     }
 
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%s\" is not a regular file",
+                           file.name.data);
+        goto done;
+    }
+
     size = (size_t) ngx_file_size(&fi);
 
     if (size > NGX_HTTP_RETELL_SECRET_MAX_LEN) {
