@@ -47,14 +47,7 @@ sub line {
     return log_lines()->[$n - 1] // '';
 }
 
-sub scrape {
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NGINX_SERVER_PORT}, Timeout => 10) or return {};
-    print $sock "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    local $/;
-    my $resp = <$sock> // '';
-    my ($body) = $resp =~ /\r\n\r\n(.*)\z/s;
-    return { map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } grep { !/^#/ } split /\n/, $body // '' };
-}
+sub scrape { return metrics_scrape() }
 
 my $too_large = 'retell_webhook_requests_total{endpoint="inbound",outcome="too_large"}';
 

@@ -31,17 +31,7 @@ _EOC_
 my $owner = $$;
 END { local $?; Retell::nginx_stop($n) if $$ == $owner && $n }
 
-sub scrape {
-    require IO::Socket::INET;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $port, Timeout => 10)
-        or return {};
-    print $sock "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    local $/;
-    my ($body) = (<$sock> // '') =~ /\r\n\r\n(.*)\z/s;
-    return { map { /^(\S+) (\S+)$/ ? ($1 => $2) : () }
-             grep { !/^#/ } split /\n/, $body // '' };
-}
+sub scrape { return metrics_scrape($port) }
 
 sub email { qq{retell_emails_total{result="$_[0]"}} }
 

@@ -11,7 +11,6 @@ use Test::More;
 use Retell;
 use Faults;
 use NginxRun;
-use IO::Socket::INET;
 
 sub B { Retell::event_body(@_) }
 sub R { Retell::sample(@_) }
@@ -23,14 +22,7 @@ sub started { return B('call_started', $_[0], inbound => 1, start_timestamp => R
 sub waiting { return scalar(() = block_log() =~ /retell postgres: waiting for a connection/g) }
 sub answered { my ($status, @socks) = @_; return scalar grep { (post_finish($_))[0] == $status } @socks }
 
-sub scrape {
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NGINX_SERVER_PORT}, Timeout => 10) or return {};
-    print $sock "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    local $/;
-    my $resp = <$sock> // '';
-    my ($body) = $resp =~ /\r\n\r\n(.*)\z/s;
-    return { map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } grep { !/^#/ } split /\n/, $body // '' };
-}
+sub scrape { return metrics_scrape() }
 
 sub stmt { return qq{retell_postgres_statements_total{result="$_[0]"}} }
 

@@ -20,7 +20,7 @@ our @EXPORT = qw(sample sign signed_headers now_ms $SECRET $REPO $PG
                  smtp_start smtp_stop smtp_messages parse_mail wait_for
                  $SMTP_PORT smtp_http_config webhook_locations
                  db_block_preprocessor lock_rows pg_log_mark pg_log pg_logged
-                 pg_logging_http_config);
+                 pg_logging_http_config metrics_scrape);
 
 # also, called with their package: queue_rows nginx_start nginx_signal
 # nginx_stop
@@ -287,6 +287,21 @@ sub db_block_preprocessor {
 }
 
 # another session holding row locks until ->rollback
+# the series of a retell_metrics location, name{labels} => value; {} when
+# it does not answer (port: the server's unless given)
+sub metrics_scrape {
+    my ($port) = @_;
+    require IO::Socket::INET;
+    $port //= $ENV{TEST_NGINX_SERVER_PORT} // $ENV{TEST_NGINX_PORT} // 1984;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                     Timeout => 10) or return {};
+    print $sock "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my ($body) = (<$sock> // '') =~ /\r\n\r\n(.*)\z/s;
+    return { map { /^(\S+) (\S+)$/ ? ($1 => $2) : () }
+             grep { !/^#/ } split /\n/, $body // '' };
+}
+
 sub lock_rows {
     my ($sql) = @_;
     my $locker = DBI->connect('dbi:Pg:' . dbh()->{Name}, 'postgres', '',
