@@ -357,45 +357,37 @@ BEGIN
 
     v_invalid := '{}';
 
-    IF v_reason IS NOT NULL THEN
+    -- the call's one email: queued already (by this event's facts or an
+    -- earlier event's, which it keeps), or now if the facts ask for it
+    IF EXISTS (SELECT 1 FROM retell.email_outbox o
+                WHERE o.call_id = p_call_id)
+    THEN
+        v_email := 'queued';
+
+    ELSIF v_reason IS NOT NULL THEN
         -- checked when the company's list was written (003)
         SELECT co.email_notifications_enabled, co.valid_recipients,
                co.invalid_recipients
           INTO v_enabled, v_valid, v_invalid
           FROM retell.companies co WHERE co.id = v_call.company_id;
 
-        IF EXISTS (SELECT 1 FROM retell.email_outbox o
-                    WHERE o.call_id = p_call_id)
-        THEN
-            v_email := 'queued';
-            v_invalid := '{}';
-
-        ELSIF NOT v_enabled THEN
+        IF NOT v_enabled THEN
             v_email := 'disabled';
             v_invalid := '{}';
 
+        ELSIF cardinality(v_valid) = 0 THEN
+            v_email := 'no_recipients';
+
         ELSE
-            IF cardinality(v_valid) = 0 THEN
-                v_email := 'no_recipients';
+            INSERT INTO retell.email_outbox
+                   (company_id, ticket_id, call_id, reason, recipients)
+            VALUES (v_call.company_id, ticket_id, p_call_id, v_reason,
+                    v_valid)
+            ON CONFLICT (call_id) DO NOTHING;
 
-            ELSE
-                INSERT INTO retell.email_outbox
-                       (company_id, ticket_id, call_id, reason, recipients)
-                VALUES (v_call.company_id, ticket_id, p_call_id, v_reason,
-                        v_valid)
-                ON CONFLICT (call_id) DO NOTHING;
-
-                v_queued := FOUND;
-                v_email := 'queued';
-            END IF;
+            v_queued := FOUND;
+            v_email := 'queued';
         END IF;
-
-    ELSIF EXISTS (SELECT 1 FROM retell.email_outbox o
-                   WHERE o.call_id = p_call_id)
-    THEN
-        -- queued by an earlier event whose facts asked for it: still the
-        -- call's email
-        v_email := 'queued';
     END IF;
 
     -- past its time the client has been told 503: do not commit behind it
