@@ -578,6 +578,7 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
     const char *error)
 {
     char                      *status;
+    ngx_uint_t                 email;
     ngx_http_retell_outbox_t  *ob;
 
     ob = op->data;
@@ -598,14 +599,15 @@ ngx_http_retell_outbox_recorded(ngx_http_retell_pg_op_t *op, PGresult *res,
              * attempt limit is "failed", as the table says
              */
 
-            ngx_http_retell_metrics_email(
-                ngx_strcmp(status, "sent") == 0
-                ? NGX_HTTP_RETELL_EMAIL_SENT
-                : ngx_strcmp(status, "failed") == 0
-                  ? NGX_HTTP_RETELL_EMAIL_FAILED
-                  : NGX_HTTP_RETELL_EMAIL_DEFERRED);
+            email = ngx_strcmp(status, "sent") == 0
+                    ? NGX_HTTP_RETELL_EMAIL_SENT
+                    : ngx_strcmp(status, "failed") == 0
+                      ? NGX_HTTP_RETELL_EMAIL_FAILED
+                      : NGX_HTTP_RETELL_EMAIL_DEFERRED;
 
-            if (ngx_strcmp(status, "failed") == 0
+            ngx_http_retell_metrics_email(email);
+
+            if (email == NGX_HTTP_RETELL_EMAIL_FAILED
                 && ob->result != NGX_HTTP_RETELL_SMTP_PERMANENT)
             {
                 ngx_log_error(NGX_LOG_ERR, ob->log, 0,
