@@ -21,7 +21,6 @@ static void ngx_http_retell_smtp_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s);
 static ngx_int_t ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s);
 static ngx_int_t ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s);
-static void ngx_http_retell_smtp_accepted(ngx_http_retell_smtp_t *s);
 #if (NGX_SSL)
 static void ngx_http_retell_smtp_handshaked(ngx_connection_t *c);
 static void ngx_http_retell_smtp_handshake_handler(ngx_event_t *ev);
@@ -319,7 +318,7 @@ ngx_http_retell_smtp_read_reply(ngx_http_retell_smtp_t *s)
             }
 
             if (rc == NGX_OK) {
-                ngx_http_retell_smtp_accepted(s);
+                (void) ngx_http_retell_smtp_accepted(s);
             }
 
             ngx_http_retell_smtp_fail(s, NGX_HTTP_RETELL_SMTP_TEMPORARY,
@@ -437,9 +436,7 @@ ngx_http_retell_smtp_parse_lines(ngx_http_retell_smtp_t *s)
 static ngx_int_t
 ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
 {
-    ngx_http_retell_smtp_accepted(s);
-
-    if (!s->sent) {
+    if (!ngx_http_retell_smtp_accepted(s)) {
         ngx_http_retell_smtp_refused(s, "protocol");
     }
 
@@ -454,16 +451,18 @@ ngx_http_retell_smtp_unasked(ngx_http_retell_smtp_t *s)
 
 /*
  * the whole reply just read is a 250 to the end of data: the server has
- * taken the message, whatever it does next (bytes not asked for, a close),
- * and it must not be sent again
+ * taken the message, whatever it does next (bytes not asked for, a close,
+ * a failing QUIT), and it must not be sent again; for the dialog too
  */
 
-static void
+ngx_uint_t
 ngx_http_retell_smtp_accepted(ngx_http_retell_smtp_t *s)
 {
     if (s->state == NGX_HTTP_RETELL_SMTP_BODY && s->code == 250) {
         s->sent = 1;
     }
+
+    return s->sent;
 }
 
 

@@ -238,11 +238,10 @@ ngx_http_retell_smtp_reply(ngx_http_retell_smtp_t *s)
         return;
 
     case NGX_HTTP_RETELL_SMTP_BODY:
-        if (code != 250) {
+        if (!ngx_http_retell_smtp_accepted(s)) {
             break;
         }
 
-        s->sent = 1;
         ngx_http_retell_smtp_command(s, NGX_HTTP_RETELL_SMTP_QUIT, "QUIT\r\n");
         return;
 

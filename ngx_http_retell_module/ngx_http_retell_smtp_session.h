@@ -43,6 +43,7 @@ void ngx_http_retell_smtp_fail(ngx_http_retell_smtp_t *s, ngx_uint_t result,
 void ngx_http_retell_smtp_refused(ngx_http_retell_smtp_t *s,
     const char *step);
 void ngx_http_retell_smtp_done(ngx_http_retell_smtp_t *s, ngx_uint_t result);
+ngx_uint_t ngx_http_retell_smtp_accepted(ngx_http_retell_smtp_t *s);
 #if (NGX_SSL)
 void ngx_http_retell_smtp_starttls(ngx_http_retell_smtp_t *s);
 #endif
